@@ -1,0 +1,233 @@
+/*
+ * The interposition layer: the public rsb_* functions and, when compiled
+ * with RSB_OVERRIDE (librsbmalloc), the libc names as ELF aliases of them, so
+ * an exported malloc costs no extra call.  This layer does argument policy
+ * and errno, nothing else; the allocator is in src/.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "init.h"
+#include "options.h"
+#include "rsbmalloc.h"
+#include "stats.h"
+
+#define JUNK_ALLOC 0xAB
+#define JUNK_FREE 0xDF
+
+static inline void *nomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
+static inline void junk_new(void *p, size_t size) {
+    if (unlikely(rsb_opt.junk) && p) memset(p, JUNK_ALLOC, size);
+}
+
+RSB_API void *rsb_malloc(size_t size) {
+    rsb_arena *a = rsb_arena_get();
+    void *p = rsb_core_malloc(a, size);
+    if (unlikely(!p)) return nomem();
+    junk_new(p, size);
+    return p;
+}
+
+RSB_API void rsb_free(void *p) {
+    if (unlikely(!p)) return;
+    rsb_arena *a = rsb_arena_get();
+    if (unlikely(rsb_opt.junk)) memset(p, JUNK_FREE, rsb_core_usable_size(a, p));
+    rsb_core_free(a, p);
+}
+
+RSB_API void *rsb_calloc(size_t n, size_t size) {
+    size_t total;
+    if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
+    void *p = rsb_core_calloc(rsb_arena_get(), total);
+    return likely(p != NULL) ? p : nomem();
+}
+
+RSB_API void *rsb_realloc(void *p, size_t size) {
+    if (!p) return rsb_malloc(size);
+    if (size == 0) { /* glibc semantics: free and return NULL */
+        rsb_free(p);
+        return NULL;
+    }
+    void *q = rsb_core_realloc(rsb_arena_get(), p, size);
+    return likely(q != NULL) ? q : nomem();
+}
+
+RSB_API void *rsb_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
+    return rsb_realloc(p, total);
+}
+
+RSB_API void rsb_free_sized(void *p, size_t size) {
+    (void)size;
+    rsb_free(p);
+}
+
+RSB_API void rsb_free_aligned_sized(void *p, size_t alignment, size_t size) {
+    (void)alignment;
+    (void)size;
+    rsb_free(p);
+}
+
+static void *aligned(size_t align, size_t size) {
+    void *p = rsb_core_memalign(rsb_arena_get(), align, size);
+    if (unlikely(!p)) return nomem();
+    junk_new(p, size);
+    return p;
+}
+
+RSB_API int rsb_posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!rsb_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = aligned(alignment, size);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+RSB_API void *rsb_aligned_alloc(size_t alignment, size_t size) {
+    if (!rsb_is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(alignment, size);
+}
+
+RSB_API void *rsb_memalign(size_t alignment, size_t size) {
+    /* glibc: a non-power-of-two alignment is rounded up. */
+    if (alignment > (SIZE_MAX >> 1) + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(rsb_next_pow2(alignment), size);
+}
+
+RSB_API void *rsb_valloc(size_t size) {
+    rsb_arena_get();
+    return aligned(rsb_os_page, size);
+}
+
+RSB_API void *rsb_pvalloc(size_t size) {
+    rsb_arena_get();
+    size_t page = rsb_os_page;
+    if (size > SIZE_MAX - page) return nomem();
+    size = size ? rsb_align_up(size, page) : page;
+    return aligned(page, size);
+}
+
+RSB_API size_t rsb_malloc_usable_size(const void *p) {
+    if (!p) return 0;
+    return rsb_core_usable_size(rsb_arena_get(), p);
+}
+
+RSB_API int rsb_malloc_trim(size_t pad) {
+    (void)pad;
+    return rsb_core_trim(rsb_arena_get()) ? 1 : 0;
+}
+
+RSB_API void rsb_stats(rsb_stats_t *out) { rsb_stats_collect(rsb_arena_get(), out, NULL); }
+
+RSB_API void rsb_stats_print(int fd) { rsb_stats_report(rsb_arena_get(), fd); }
+
+#if RSB_OVERRIDE
+/* ---- libc names ----------------------------------------------------------- */
+#define ALIAS(target) __attribute__((alias(#target), visibility("default"), used))
+#define MALLOC_ALIAS(target) __attribute__((malloc, alias(#target), visibility("default"), used))
+
+void *malloc(size_t) ALIAS(rsb_malloc);
+void free(void *) ALIAS(rsb_free);
+void *calloc(size_t, size_t) ALIAS(rsb_calloc);
+void *realloc(void *, size_t) ALIAS(rsb_realloc);
+void *reallocarray(void *, size_t, size_t) ALIAS(rsb_reallocarray);
+int posix_memalign(void **, size_t, size_t) ALIAS(rsb_posix_memalign);
+void *aligned_alloc(size_t, size_t) ALIAS(rsb_aligned_alloc);
+void *memalign(size_t, size_t) ALIAS(rsb_memalign);
+void *valloc(size_t) ALIAS(rsb_valloc);
+void *pvalloc(size_t) ALIAS(rsb_pvalloc);
+void cfree(void *) ALIAS(rsb_free);
+size_t malloc_usable_size(void *) ALIAS(rsb_malloc_usable_size);
+void free_sized(void *, size_t) ALIAS(rsb_free_sized);
+void free_aligned_sized(void *, size_t, size_t) ALIAS(rsb_free_aligned_sized);
+int malloc_trim(size_t) ALIAS(rsb_malloc_trim);
+
+/* glibc-internal names: glibc routes some of its own allocations through
+ * these, and a static link must not pull in libc's malloc.o. */
+void *__libc_malloc(size_t) MALLOC_ALIAS(rsb_malloc);
+void *__libc_calloc(size_t, size_t) MALLOC_ALIAS(rsb_calloc);
+void *__libc_realloc(void *, size_t) ALIAS(rsb_realloc);
+void __libc_free(void *) ALIAS(rsb_free);
+void *__libc_memalign(size_t, size_t) MALLOC_ALIAS(rsb_memalign);
+void *__libc_valloc(size_t) MALLOC_ALIAS(rsb_valloc);
+void *__libc_pvalloc(size_t) MALLOC_ALIAS(rsb_pvalloc);
+int __posix_memalign(void **, size_t, size_t) ALIAS(rsb_posix_memalign);
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT struct mallinfo2 mallinfo2(void) {
+    rsb_stats_t st;
+    rsb_stats(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.mapped;
+    mi.hblks = st.huge_count;
+    mi.uordblks = st.in_use;
+    mi.fordblks = st.mapped > st.in_use ? st.mapped - st.in_use : 0;
+    mi.fsmblks = st.free_dirty;
+    mi.keepcost = st.free_dirty;
+    return mi;
+}
+
+static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
+EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = clamp_int(m2.arena);
+    mi.hblks = clamp_int(m2.hblks);
+    mi.uordblks = clamp_int(m2.uordblks);
+    mi.fordblks = clamp_int(m2.fordblks);
+    mi.fsmblks = clamp_int(m2.fsmblks);
+    mi.keepcost = clamp_int(m2.keepcost);
+    return mi;
+}
+
+/* Accepted and ignored: rsbmalloc has no glibc arenas or thresholds. */
+EXPORT int mallopt(int param, int value) {
+    (void)param;
+    (void)value;
+    return 1;
+}
+
+EXPORT void malloc_stats(void) { rsb_stats_print(2); }
+
+/* Called by user code with no allocator lock held; writing to a FILE may
+ * allocate its buffer, which is then an ordinary malloc call. */
+EXPORT int malloc_info(int options, FILE *fp) {
+    if (options != 0 || !fp) {
+        errno = EINVAL;
+        return -1;
+    }
+    rsb_stats_t st;
+    rsb_stats(&st);
+    rsb_buf b = {.len = 0};
+    rsb_buf_str(&b, "<malloc version=\"rsbmalloc-1\">\n<total type=\"mapped\" size=\"");
+    rsb_buf_dec(&b, st.mapped);
+    rsb_buf_str(&b, "\"/>\n<total type=\"in_use\" size=\"");
+    rsb_buf_dec(&b, st.in_use);
+    rsb_buf_str(&b, "\"/>\n<total type=\"free_dirty\" size=\"");
+    rsb_buf_dec(&b, st.free_dirty);
+    rsb_buf_str(&b, "\"/>\n<total type=\"huge\" count=\"");
+    rsb_buf_dec(&b, st.huge_count);
+    rsb_buf_str(&b, "\"/>\n</malloc>\n");
+    return fwrite(b.data, 1, b.len, fp) == b.len ? 0 : -1;
+}
+#endif

@@ -1,0 +1,62 @@
+/*
+ * Build knobs, all in one place.  Each is set by a meson option.
+ *
+ *   RSB_DEBUG        0: release — only the cheap, always-on checks (double
+ *                       free marker, ownership of freed pointers).
+ *                    1: internal asserts (RSB_ASSERT) on.
+ *                    2: expensive invariant checks after operations
+ *                       (rsb_*_check functions walk whole structures).
+ *   RSB_PAGE_SHIFT   log2 of the allocator page: the unit of spans.  Hosted
+ *                    default 16 (64 KiB): a multiple of every OS page size in
+ *                    use (4K, 16K, 64K), so purging whole allocator pages
+ *                    always hands whole OS pages to madvise.
+ *   RSB_CHUNK_SHIFT  log2 of a hosted chunk: an aligned mmap reservation
+ *                    whose first page holds the page descriptors of the rest.
+ *   RSB_FREESTANDING 1 for the no-libc region build (librsbmalloc_heap.a).
+ *   RSB_VALGRIND     1: tell memcheck about blocks via client requests.
+ *   RSB_FAULT_INJECTION 1: test builds may make the OS layer fail on demand.
+ *   RSB_OVERRIDE     1 while compiling interpose/api.c for librsbmalloc:
+ *                    export the libc names as aliases.
+ */
+#ifndef RSB_CONFIG_H
+#define RSB_CONFIG_H
+
+#ifndef RSB_DEBUG
+#define RSB_DEBUG 0
+#endif
+#ifndef RSB_PAGE_SHIFT
+#define RSB_PAGE_SHIFT 16
+#endif
+#ifndef RSB_CHUNK_SHIFT
+#define RSB_CHUNK_SHIFT 22
+#endif
+#ifndef RSB_FREESTANDING
+#define RSB_FREESTANDING 0
+#endif
+#ifndef RSB_VALGRIND
+#define RSB_VALGRIND 0
+#endif
+#ifndef RSB_FAULT_INJECTION
+#define RSB_FAULT_INJECTION 0
+#endif
+
+#define RSB_PAGE_SIZE ((size_t)1 << RSB_PAGE_SHIFT)
+#define RSB_CHUNK_SIZE ((size_t)1 << RSB_CHUNK_SHIFT)
+/* Pages per hosted chunk, including page 0 (metadata). */
+#define RSB_CHUNK_PAGES (RSB_CHUNK_SIZE >> RSB_PAGE_SHIFT)
+
+/* Minimum alignment of every block. */
+#define RSB_ALIGN 16
+
+/* Sizes above RSB_SMALL_MAX (size_classes.h) are page runs up to
+ * RSB_MEDIUM_MAX; above that, huge blocks are mapped one by one. */
+#define RSB_MEDIUM_MAX ((size_t)2 << 20)
+
+/* Caches: a power of two, at least 4 x CPUs, within these bounds. */
+#define RSB_MIN_CACHES 8
+#define RSB_MAX_CACHES 256
+
+/* Free pages are returned to the OS after this many milliseconds (default). */
+#define RSB_DEFAULT_PURGE_DELAY_MS 100
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * One-time initialisation, fork handling and the exit report.
+ *
+ * Start-up must not recurse: nothing called before `ready` is set may
+ * allocate (no dlsym, no stdio, no pthread_key_create).  The page size comes
+ * from the auxiliary vector, the CPU count from a raw syscall, entropy from
+ * AT_RANDOM, options from `environ`.  pthread_atfork (which may allocate) is
+ * registered from the library constructor, after the allocator is ready.
+ */
+#include "init.h"
+
+#include <pthread.h>
+
+#include "options.h"
+#include "os.h"
+#include "stats.h"
+
+rsb_arena rsb_global;
+static int init_state; /* 0 not started, 1 running, 2 done */
+static bool options_loaded; /* false if init ran before libc set environ */
+
+size_t rsb_os_page_size_from_system(void);
+
+void rsb_init(void) {
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2) rsb_os_yield();
+        return;
+    }
+    rsb_arena *a = &rsb_global;
+    rsb_os_page = rsb_os_page_size_from_system();
+    options_loaded = rsb_options_load();
+    rsb_pages_init(a);
+    uint32_t n = rsb_opt.caches;
+    if (n == 0) {
+        n = (uint32_t)rsb_next_pow2(4 * (size_t)rsb_os_ncpu());
+        if (n < RSB_MIN_CACHES) n = RSB_MIN_CACHES;
+    }
+    n = (uint32_t)rsb_next_pow2(n);
+    if (n > RSB_MAX_CACHES) n = RSB_MAX_CACHES;
+    rsb_cache *caches = rsb_os_map(rsb_align_up(n * sizeof(rsb_cache), rsb_os_page), rsb_os_page, 0);
+    if (!caches || !rsb_registry) rsb_fatal("cannot map its own metadata at start-up");
+    rsb_caches_init(a, caches, n);
+    a->key = rsb_os_random();
+    a->purge_delay_ms = rsb_opt.purge_delay_ms;
+    __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+void rsb_lock_all(rsb_arena *a) {
+    for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_acquire(&a->caches[i].lock);
+    rsb_lock_acquire(&a->lock);
+}
+
+void rsb_unlock_all(rsb_arena *a) {
+    rsb_lock_release(&a->lock);
+    for (uint32_t i = a->ncaches; i-- > 0;) rsb_lock_release(&a->caches[i].lock);
+}
+
+/* fork(): take every lock so that no other thread holds one at the moment
+ * of the fork; release them in the parent, reset them in the child (whose
+ * only thread is the one that held them). */
+static void atfork_prepare(void) { rsb_lock_all(&rsb_global); }
+static void atfork_parent(void) { rsb_unlock_all(&rsb_global); }
+static void atfork_child(void) {
+    rsb_arena *a = &rsb_global;
+    rsb_lock_reset(&a->lock);
+    for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_reset(&a->caches[i].lock);
+}
+
+static void verbose_report(void) {
+    rsb_buf b = {.len = 0};
+    rsb_buf_str(&b, "rsbmalloc: ready: ");
+    rsb_buf_dec(&b, rsb_global.ncaches);
+    rsb_buf_str(&b, " caches, purge delay ");
+    if (rsb_global.purge_delay_ms < 0)
+        rsb_buf_str(&b, "never");
+    else {
+        rsb_buf_dec(&b, (uint64_t)rsb_global.purge_delay_ms);
+        rsb_buf_str(&b, " ms");
+    }
+    rsb_buf_str(&b, ", OS page ");
+    rsb_buf_dec(&b, rsb_os_page);
+    rsb_buf_str(&b, " B, stats ");
+    rsb_buf_str(&b, rsb_opt.stats ? "on" : "off");
+    rsb_buf_str(&b, ", junk ");
+    rsb_buf_str(&b, rsb_opt.junk ? "on" : "off");
+    rsb_buf_str(&b, "\n");
+    rsb_buf_flush(&b, 2);
+}
+
+__attribute__((constructor)) static void rsb_constructor(void) {
+    rsb_init();
+    /* If the first allocation came before libc set up environ, read the
+     * options now; all but the cache count can still take effect. */
+    if (!options_loaded && rsb_options_load()) {
+        options_loaded = true;
+        rsb_lock_acquire(&rsb_global.lock);
+        rsb_global.purge_delay_ms = rsb_opt.purge_delay_ms;
+        rsb_lock_release(&rsb_global.lock);
+    }
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    if (rsb_opt.verbose) verbose_report();
+}
+
+__attribute__((destructor)) static void rsb_destructor(void) {
+    if (rsb_opt.stats) rsb_stats_report(&rsb_global, 2);
+}

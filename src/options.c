@@ -1,0 +1,112 @@
+/*
+ * RSBMALLOC_* options.  The environment is read straight from `environ`:
+ * getenv is fine too, but nothing here may allocate, and a malformed value
+ * must cost a one-line warning, never a crash.
+ */
+#include "options.h"
+
+#include "error.h"
+#include "os.h"
+
+extern char **environ;
+
+rsb_options rsb_opt = {
+    .stats = false,
+    .verbose = false,
+    .junk = false,
+    .caches = 0,
+    .purge_delay_ms = RSB_DEFAULT_PURGE_DELAY_MS,
+};
+
+static bool prefix_eq(const char *s, const char *name, const char **value) {
+    while (*name && *s == *name) s++, name++;
+    if (*name || *s != '=') return false;
+    *value = s + 1;
+    return true;
+}
+
+const char *rsb_os_getenv(const char *name) {
+    char **env = environ;
+    if (!env) return NULL;
+    for (; *env; env++) {
+        const char *v;
+        if (prefix_eq(*env, name, &v)) return v;
+    }
+    return NULL;
+}
+
+static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+
+static bool word_eq(const char *s, const char *w) {
+    while (*s && *w && lower(*s) == *w) s++, w++;
+    return *s == 0 && *w == 0;
+}
+
+bool rsb_parse_bool(const char *s, bool *out) {
+    static const char *yes[] = {"1", "yes", "true", "on"};
+    static const char *no[] = {"0", "no", "false", "off"};
+    for (unsigned i = 0; i < 4; i++) {
+        if (word_eq(s, yes[i])) return *out = true, true;
+        if (word_eq(s, no[i])) return *out = false, true;
+    }
+    return false;
+}
+
+bool rsb_parse_int(const char *s, long min, long max, long *out) {
+    bool neg = false;
+    long v = 0;
+    if (*s == '-') neg = true, s++;
+    if (!*s) return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        if (v > (max > -min ? max : -min) / 10 + 1) return false;
+        v = v * 10 + (*s - '0');
+    }
+    if (neg) v = -v;
+    if (v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static void warn(const char *entry, const char *why) {
+    rsb_buf b = {.len = 0};
+    rsb_buf_str(&b, "rsbmalloc: warning: ");
+    rsb_buf_str(&b, entry);
+    rsb_buf_str(&b, ": ");
+    rsb_buf_str(&b, why);
+    rsb_buf_str(&b, "\n");
+    rsb_buf_flush(&b, 2);
+}
+
+bool rsb_options_load(void) {
+    char **env = environ;
+    if (!env) return false;
+    for (; *env; env++) {
+        const char *e = *env, *v;
+        const char *p = "RSBMALLOC_";
+        const char *q = e;
+        while (*p && *q == *p) p++, q++;
+        if (*p) continue;
+        bool bv;
+        long lv;
+        if (prefix_eq(e, "RSBMALLOC_STATS", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.stats = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.verbose = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_JUNK", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.junk = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_CACHES", &v)) {
+            if (rsb_parse_int(v, 1, RSB_MAX_CACHES, &lv)) rsb_opt.caches = (uint32_t)lv;
+            else warn(e, "expected a number of caches from 1 to 256; using the default");
+        } else if (prefix_eq(e, "RSBMALLOC_PURGE_DELAY_MS", &v)) {
+            if (rsb_parse_int(v, -1, 3600000, &lv)) rsb_opt.purge_delay_ms = (int32_t)lv;
+            else warn(e, "expected milliseconds from 0 to 3600000, or -1 for never; using the default (100)");
+        } else {
+            warn(e, "unknown rsbmalloc option, ignored");
+        }
+    }
+    return true;
+}

@@ -1,0 +1,429 @@
+/*
+ * Page allocator: spans of pages carved from chunks, merged when freed,
+ * returned to the OS after the purge delay.  See page_alloc.h for the
+ * glossary and the invariants.  Every function here runs with the arena
+ * lock held, except the huge-block functions, which need no lock.
+ */
+#include "page_alloc.h"
+
+#include "os.h"
+
+#if !RSB_FREESTANDING
+uint64_t *rsb_registry;
+
+static void registry_set(uintptr_t base, bool on) {
+    uintptr_t i = base >> RSB_CHUNK_SHIFT;
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    if (on)
+        __atomic_fetch_or(&rsb_registry[i >> 6], bit, __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(&rsb_registry[i >> 6], ~bit, __ATOMIC_RELEASE);
+}
+#endif
+
+/* s must be a head: its index is s->head, so s - s->head is pages[0]. */
+rsb_chunk *rsb_chunk_of_span(const rsb_span *s) {
+    return (rsb_chunk *)((char *)(s - s->head) - __builtin_offsetof(rsb_chunk, pages));
+}
+
+static inline uint32_t span_index(const rsb_chunk *c, const rsb_span *s) {
+    return (uint32_t)(s - c->pages);
+}
+
+/* --- free size bins ------------------------------------------------------ */
+
+static unsigned bin_of(uint32_t n) {
+    if (n <= 32) return n - 1;
+    unsigned lg = rsb_log2(n);
+    return 32 + (lg - 5) * 4 + ((n >> (lg - 2)) & 3);
+}
+
+static uint32_t bin_min(unsigned b) {
+    if (b < 32) return b + 1;
+    unsigned lg = 5 + (b - 32) / 4;
+    return (uint32_t)(4 + (b - 32) % 4) << (lg - 2);
+}
+
+/* First bin whose every span has at least n pages. */
+static unsigned bin_up(uint32_t n) {
+    unsigned b = bin_of(n);
+    return bin_min(b) == n ? b : b + 1;
+}
+
+static void bin_insert(rsb_arena *a, rsb_span *s) {
+    unsigned b = bin_of(s->npages);
+    s->prev = NULL;
+    s->next = a->free_bins[b];
+    if (s->next) s->next->prev = s;
+    a->free_bins[b] = s;
+    a->free_map[b >> 6] |= (uint64_t)1 << (b & 63);
+}
+
+static void bin_remove(rsb_arena *a, rsb_span *s) {
+    unsigned b = bin_of(s->npages);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        a->free_bins[b] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (!a->free_bins[b]) a->free_map[b >> 6] &= ~((uint64_t)1 << (b & 63));
+}
+
+static int bin_find(const rsb_arena *a, unsigned from) {
+    for (unsigned w = from >> 6; w < RSB_FREE_WORDS; w++) {
+        uint64_t m = a->free_map[w];
+        if (w == from >> 6) m &= ~(uint64_t)0 << (from & 63);
+        if (m) return (int)(w * 64 + (unsigned)__builtin_ctzll(m));
+    }
+    return -1;
+}
+
+/* --- dirty list (purge order) -------------------------------------------- */
+
+static void dirty_append(rsb_arena *a, rsb_span *s) {
+    s->u.f.dnext = NULL;
+    s->u.f.dprev = a->dirty_tail;
+    if (a->dirty_tail)
+        a->dirty_tail->u.f.dnext = s;
+    else
+        a->dirty_head = s;
+    a->dirty_tail = s;
+    a->dirty_bytes += (size_t)s->npages << RSB_PAGE_SHIFT;
+}
+
+static void dirty_remove(rsb_arena *a, rsb_span *s) {
+    if (s->u.f.dprev)
+        s->u.f.dprev->u.f.dnext = s->u.f.dnext;
+    else
+        a->dirty_head = s->u.f.dnext;
+    if (s->u.f.dnext)
+        s->u.f.dnext->u.f.dprev = s->u.f.dprev;
+    else
+        a->dirty_tail = s->u.f.dprev;
+    a->dirty_bytes -= (size_t)s->npages << RSB_PAGE_SHIFT;
+}
+
+/* Replace s by r at the same place of the dirty list (a split keeps order). */
+static void dirty_replace(rsb_arena *a, rsb_span *s, rsb_span *r) {
+    r->u.f.dprev = s->u.f.dprev;
+    r->u.f.dnext = s->u.f.dnext;
+    if (r->u.f.dprev)
+        r->u.f.dprev->u.f.dnext = r;
+    else
+        a->dirty_head = r;
+    if (r->u.f.dnext)
+        r->u.f.dnext->u.f.dprev = r;
+    else
+        a->dirty_tail = r;
+    a->dirty_bytes -= (size_t)(s->npages - r->npages) << RSB_PAGE_SHIFT;
+}
+
+/* --- spans --------------------------------------------------------------- */
+
+/* Make pages[idx .. idx+n) a span head with boundary tags. */
+static rsb_span *span_make(rsb_chunk *c, uint32_t idx, uint32_t n, uint8_t kind, uint8_t flags) {
+    rsb_span *s = &c->pages[idx];
+    s->kind = kind;
+    s->flags = flags;
+    s->head = idx;
+    s->npages = n;
+    s->start = c->base + ((size_t)idx << RSB_PAGE_SHIFT);
+    c->pages[idx + n - 1].head = idx;
+    return s;
+}
+
+
+static void chunk_add(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages, uint32_t first) {
+    c->magic = RSB_CHUNK_MAGIC;
+    c->kind = RSB_CHUNK_PAGES_KIND;
+    c->npages = npages;
+    c->first_page = first;
+    c->used_pages = 0;
+    c->base = base;
+    for (uint32_t i = 0; i < first; i++) {
+        c->pages[i].kind = RSB_SPAN_DEAD;
+        c->pages[i].head = i;
+    }
+    c->prev = NULL;
+    c->next = a->chunks;
+    if (c->next) c->next->prev = c;
+    a->chunks = c;
+    a->nchunks++;
+    rsb_span *s = span_make(c, first, npages - first, RSB_SPAN_FREE, 0);
+    bin_insert(a, s);
+}
+
+#if !RSB_FREESTANDING
+static rsb_chunk *chunk_new(rsb_arena *a) {
+    char *base = rsb_os_map(RSB_CHUNK_SIZE, RSB_CHUNK_SIZE, 0);
+    if (!base) return NULL;
+    rsb_chunk *c = (rsb_chunk *)base;
+    _Static_assert(sizeof(rsb_chunk) + RSB_CHUNK_PAGES * sizeof(rsb_span) <= RSB_PAGE_SIZE,
+                   "chunk metadata fits in page 0");
+    chunk_add(a, c, base, (uint32_t)RSB_CHUNK_PAGES, 1);
+    a->mapped += RSB_CHUNK_SIZE;
+    registry_set((uintptr_t)base, true);
+    return c;
+}
+
+static void chunk_release(rsb_arena *a, rsb_chunk *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->chunks = c->next;
+    if (c->next) c->next->prev = c->prev;
+    a->nchunks--;
+    a->mapped -= RSB_CHUNK_SIZE;
+    registry_set((uintptr_t)c->base, false);
+    rsb_os_unmap(c->base, RSB_CHUNK_SIZE);
+}
+#endif
+
+static inline void maybe_purge(rsb_arena *a) {
+    if (a->purge_delay_ms >= 0 && a->dirty_head && rsb_os_now_ms() >= a->next_purge_ms)
+        rsb_pages_purge(a, false);
+}
+
+rsb_span *rsb_pages_alloc(rsb_arena *a, uint32_t n, uint8_t kind, bool *zero) {
+    int b = bin_find(a, bin_up(n));
+#if !RSB_FREESTANDING
+    if (b < 0 && n <= RSB_CHUNK_PAGES - 1) {
+        if (!chunk_new(a)) return NULL;
+        b = bin_find(a, bin_up(n));
+    }
+#endif
+    if (b < 0) return NULL;
+    rsb_span *s = a->free_bins[b];
+    rsb_chunk *c = rsb_chunk_of_span(s);
+    uint32_t idx = span_index(c, s);
+    bin_remove(a, s);
+    bool dirty = s->flags & RSB_SF_DIRTY;
+    if (s->npages > n) {
+        rsb_span *r = span_make(c, idx + n, s->npages - n, RSB_SPAN_FREE, s->flags);
+        r->u.f.freed_ms = s->u.f.freed_ms;
+        if (dirty) dirty_replace(a, s, r);
+        bin_insert(a, r);
+    } else if (dirty) {
+        dirty_remove(a, s);
+    }
+    s = span_make(c, idx, n, kind, 0);
+    if (kind == RSB_SPAN_SLAB)
+        for (uint32_t i = 1; i < n; i++) s[i].head = idx;
+    else
+        a->large_bytes += (size_t)n << RSB_PAGE_SHIFT;
+    c->used_pages += n;
+    *zero = !dirty;
+    maybe_purge(a);
+    return s;
+}
+
+bool rsb_pages_grow(rsb_arena *a, rsb_span *s, uint32_t n) {
+    rsb_chunk *c = rsb_chunk_of_span(s);
+    uint32_t idx = s->head, r = idx + s->npages, extra = n - s->npages;
+    if (r >= c->npages) return false;
+    rsb_span *rs = &c->pages[r];
+    if (rs->head != r || rs->kind != RSB_SPAN_FREE || rs->npages < extra) return false;
+    bin_remove(a, rs);
+    bool dirty = rs->flags & RSB_SF_DIRTY;
+    if (rs->npages > extra) {
+        rsb_span *rest = span_make(c, r + extra, rs->npages - extra, RSB_SPAN_FREE, rs->flags);
+        rest->u.f.freed_ms = rs->u.f.freed_ms;
+        if (dirty) dirty_replace(a, rs, rest);
+        bin_insert(a, rest);
+    } else if (dirty) {
+        dirty_remove(a, rs);
+    }
+    rs->kind = RSB_SPAN_DEAD;
+    s->npages = n;
+    c->pages[idx + n - 1].head = idx;
+    c->used_pages += extra;
+    a->large_bytes += (size_t)extra << RSB_PAGE_SHIFT;
+    return true;
+}
+
+void rsb_pages_free(rsb_arena *a, rsb_span *s) {
+    rsb_chunk *c = rsb_chunk_of_span(s);
+    uint32_t idx = span_index(c, s);
+    uint32_t n = s->npages;
+    RSB_ASSERT(s->kind == RSB_SPAN_SLAB || s->kind == RSB_SPAN_LARGE);
+    c->used_pages -= n;
+    if (s->kind == RSB_SPAN_LARGE) a->large_bytes -= (size_t)n << RSB_PAGE_SHIFT;
+    /* Merge with the span on the left: its last page names its head. */
+    if (idx > c->first_page) {
+        uint32_t lh = c->pages[idx - 1].head;
+        rsb_span *l = &c->pages[lh];
+        if (lh < idx && l->head == lh && l->kind == RSB_SPAN_FREE && lh + l->npages == idx) {
+            bin_remove(a, l);
+            if (l->flags & RSB_SF_DIRTY) dirty_remove(a, l);
+            s->kind = RSB_SPAN_DEAD;
+            n += l->npages;
+            idx = lh;
+        }
+    }
+    /* Merge with the span on the right. */
+    uint32_t r = idx + n;
+    if (r < c->npages) {
+        rsb_span *rs = &c->pages[r];
+        if (rs->head == r && rs->kind == RSB_SPAN_FREE) {
+            bin_remove(a, rs);
+            if (rs->flags & RSB_SF_DIRTY) dirty_remove(a, rs);
+            rs->kind = RSB_SPAN_DEAD;
+            n += rs->npages;
+        }
+    }
+    s = span_make(c, idx, n, RSB_SPAN_FREE, RSB_SF_DIRTY);
+    s->u.f.freed_ms = (uint32_t)rsb_os_now_ms();
+    bin_insert(a, s);
+    dirty_append(a, s);
+    if (a->purge_delay_ms >= 0 && a->next_purge_ms == UINT64_MAX)
+        a->next_purge_ms = rsb_os_now_ms() + (uint64_t)a->purge_delay_ms;
+    maybe_purge(a);
+}
+
+bool rsb_pages_purge(rsb_arena *a, bool all) {
+    bool released = false;
+    uint32_t now = (uint32_t)rsb_os_now_ms();
+    rsb_span *s;
+    while ((s = a->dirty_head) != NULL) {
+        if (!all && (a->purge_delay_ms < 0 || now - s->u.f.freed_ms < (uint32_t)a->purge_delay_ms)) break;
+        dirty_remove(a, s);
+        s->flags &= (uint8_t)~RSB_SF_DIRTY;
+        size_t bytes = (size_t)s->npages << RSB_PAGE_SHIFT;
+#if !RSB_FREESTANDING
+        rsb_chunk *c = rsb_chunk_of_span(s);
+        if (s->npages == c->npages - c->first_page && a->nchunks > 1) {
+            bin_remove(a, s);
+            chunk_release(a, c);
+            a->purges++;
+            released = true;
+            continue;
+        }
+        if (rsb_os_page <= RSB_PAGE_SIZE) {
+            rsb_os_purge(s->start, bytes);
+            a->purges++;
+            released = true;
+        }
+#else
+        (void)bytes;
+#endif
+    }
+    a->next_purge_ms = a->dirty_head && a->purge_delay_ms >= 0
+                           ? (uint64_t)rsb_os_now_ms() + (uint64_t)a->purge_delay_ms
+                           : UINT64_MAX;
+    return released;
+}
+
+void rsb_pages_init(rsb_arena *a) {
+    a->next_purge_ms = UINT64_MAX;
+#if !RSB_FREESTANDING
+    if (!rsb_registry)
+        rsb_registry = rsb_os_map((size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 3), rsb_os_page, 0);
+#endif
+}
+
+#if !RSB_FREESTANDING
+/* --- huge blocks ----------------------------------------------------------- */
+
+static size_t huge_offset(size_t align) {
+    if (align > RSB_CHUNK_SIZE) return RSB_CHUNK_SIZE;
+    return align > 64 ? align : 64;
+}
+
+void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
+    size_t off = huge_offset(align);
+    if (size > (size_t)PTRDIFF_MAX - off - rsb_os_page - RSB_CHUNK_SIZE) return NULL;
+    size_t map = rsb_align_up(off + size, rsb_os_page);
+    rsb_huge *h = align > RSB_CHUNK_SIZE ? rsb_os_map(map, align, RSB_CHUNK_SIZE)
+                                         : rsb_os_map(map, RSB_CHUNK_SIZE, 0);
+    if (!h) return NULL;
+    h->magic = RSB_CHUNK_MAGIC;
+    h->kind = RSB_CHUNK_HUGE_KIND;
+    h->map_size = map;
+    h->offset = off;
+    registry_set((uintptr_t)h, true);
+    __atomic_fetch_add(&a->huge_mapped, map, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->huge_count, 1, __ATOMIC_RELAXED);
+    *zero = true;
+    return (char *)h + off;
+}
+
+void rsb_huge_free(rsb_arena *a, rsb_huge *h) {
+    size_t map = h->map_size;
+    registry_set((uintptr_t)h, false);
+    h->magic = 0;
+    __atomic_fetch_sub(&a->huge_mapped, map, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&a->huge_count, 1, __ATOMIC_RELAXED);
+    rsb_os_unmap(h, map);
+}
+
+/* Resize without copying: shrink or grow in place, else move the pages to a
+ * new chunk-aligned reservation with mremap.  NULL (block intact) on failure. */
+void *rsb_huge_realloc(rsb_arena *a, rsb_huge *h, size_t size) {
+    size_t off = h->offset, old = h->map_size;
+    if (size > (size_t)PTRDIFF_MAX - off - rsb_os_page) return NULL;
+    size_t map = rsb_align_up(off + size, rsb_os_page);
+    if (map == old) return (char *)h + off;
+    if (map < old) {
+        rsb_os_unmap((char *)h + map, old - map);
+    } else if (!rsb_os_remap_inplace(h, old, map)) {
+        if (off == RSB_CHUNK_SIZE) return NULL; /* alignment above a chunk: caller copies */
+        rsb_huge *n = rsb_os_map(map, RSB_CHUNK_SIZE, 0);
+        if (!n) return NULL;
+        if (!rsb_os_remap_to(h, old, map, n)) {
+            rsb_os_unmap(n, map);
+            return NULL;
+        }
+        registry_set((uintptr_t)h, false);
+        h = n;
+        registry_set((uintptr_t)h, true);
+    }
+    h->map_size = map;
+    if (map > old)
+        __atomic_fetch_add(&a->huge_mapped, map - old, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_sub(&a->huge_mapped, old - map, __ATOMIC_RELAXED);
+    return (char *)h + off;
+}
+#endif
+
+/* --- self-check ------------------------------------------------------------ */
+
+void rsb_pages_check(rsb_arena *a) {
+    size_t dirty = 0;
+    for (rsb_span *s = a->dirty_head; s; s = s->u.f.dnext) {
+        if (s->kind != RSB_SPAN_FREE || !(s->flags & RSB_SF_DIRTY))
+            rsb_assert_fail("dirty list holds a non-dirty span", __FILE__, __LINE__);
+        dirty += (size_t)s->npages << RSB_PAGE_SHIFT;
+    }
+    if (dirty != a->dirty_bytes) rsb_assert_fail("dirty_bytes mismatch", __FILE__, __LINE__);
+    for (rsb_chunk *c = a->chunks; c; c = c->next) {
+        uint32_t i = c->first_page, used = 0;
+        bool prev_free = false;
+        while (i < c->npages) {
+            rsb_span *s = &c->pages[i];
+            if (s->head != i || s->npages == 0 || i + s->npages > c->npages)
+                rsb_assert_fail("span chain broken", __FILE__, __LINE__);
+            if (c->pages[i + s->npages - 1].head != i)
+                rsb_assert_fail("span tail tag wrong", __FILE__, __LINE__);
+            if (s->kind == RSB_SPAN_FREE) {
+                if (prev_free) rsb_assert_fail("two adjacent free spans", __FILE__, __LINE__);
+                unsigned b = bin_of(s->npages);
+                rsb_span *x = a->free_bins[b];
+                while (x && x != s) x = x->next;
+                if (!x) rsb_assert_fail("free span not in its bin", __FILE__, __LINE__);
+                prev_free = true;
+            } else if (s->kind == RSB_SPAN_SLAB || s->kind == RSB_SPAN_LARGE) {
+                used += s->npages;
+                prev_free = false;
+                if (s->kind == RSB_SPAN_SLAB)
+                    for (uint32_t j = 0; j < s->npages; j++)
+                        if (c->pages[i + j].head != i)
+                            rsb_assert_fail("slab page head wrong", __FILE__, __LINE__);
+            } else {
+                rsb_assert_fail("dead span in chain", __FILE__, __LINE__);
+            }
+            i += s->npages;
+        }
+        if (used != c->used_pages) rsb_assert_fail("used_pages mismatch", __FILE__, __LINE__);
+    }
+}

@@ -1,0 +1,211 @@
+/*
+ * Page allocator: chunks of pages, spans, and the arena that owns them.
+ *
+ * Glossary
+ *   page   the allocator's unit, RSB_PAGE_SIZE bytes (64 KiB hosted), always
+ *          a multiple of the OS page.  Not the OS page.
+ *   chunk  a reservation of pages.  Hosted: RSB_CHUNK_SIZE bytes mapped at a
+ *          RSB_CHUNK_SIZE-aligned address; page 0 holds the chunk header and
+ *          one descriptor per page (metadata never shares a page with user
+ *          blocks).  Freestanding: the caller's region, descriptors first.
+ *   span   a run of pages described by the descriptor of its first ("head")
+ *          page: FREE (in the page allocator), SLAB (blocks of one size
+ *          class, owned by one cache) or LARGE (one block, a "medium" size).
+ *   huge   a block above RSB_MEDIUM_MAX: its own mapping, whose first bytes
+ *          are an rsb_huge header at a chunk-aligned address.
+ *
+ * Finding the metadata of a pointer p (hosted): the header of the chunk or
+ * huge mapping that holds p is at (p - 1) rounded down to RSB_CHUNK_SIZE,
+ * because every block starts strictly after its header and at most
+ * RSB_CHUNK_SIZE bytes after it.  A global bitmap (the registry) says which
+ * chunk-aligned addresses are ours, so a foreign pointer is recognised
+ * without touching memory we do not own.
+ */
+#ifndef RSB_PAGE_ALLOC_H
+#define RSB_PAGE_ALLOC_H
+
+#include "spinlock.h"
+#include "util.h"
+
+enum rsb_span_kind { RSB_SPAN_DEAD = 0, RSB_SPAN_FREE, RSB_SPAN_SLAB, RSB_SPAN_LARGE };
+enum rsb_span_flags {
+    RSB_SF_IN_BIN = 1, /* SLAB: it is its bin's `cur` or on its partial list   */
+    RSB_SF_DIRTY = 2,  /* FREE: some page may be resident (not purged yet)     */
+    RSB_SF_ZERO = 4,   /* FREE/LARGE: every byte is known to be zero           */
+};
+
+typedef struct rsb_span rsb_span;
+
+/*
+ * Page descriptor; the descriptor of a head page describes the whole span.
+ *
+ * Invariants
+ *   - d->head is the index of the head page of the span containing page d,
+ *     for every page of a SLAB span and for the first and last page of FREE
+ *     and LARGE spans.  Interior pages of FREE/LARGE spans may hold stale
+ *     values: a lookup is valid only if pages[h].head == h, pages[h].kind is
+ *     not DEAD and page d lies within [h, h + npages).  A head that stops
+ *     being one (merged into a neighbour) is set to DEAD, so a stale pointer
+ *     to it fails that test.
+ *   - SLAB: used + (blocks on `free`) + (capacity - bump) == capacity, where
+ *     blocks freed by other caches but not yet drained still count as used.
+ *     owner and cls never change while kind == SLAB.  Protected by the owner
+ *     cache's lock.
+ *   - FREE/LARGE and every field not listed above: protected by the arena lock.
+ */
+struct rsb_span {
+    union {
+        struct {                 /* SLAB */
+            void *free;          /* free blocks, linked through their first word */
+            uint32_t used;       /* blocks handed out and not freed locally */
+            uint32_t bump;       /* blocks [bump, capacity) were never handed out */
+            uint32_t capacity;
+            uint32_t block;      /* block size in bytes (rsb_class_size[cls]) */
+        } s;
+        struct {                 /* FREE */
+            rsb_span *dnext, *dprev; /* arena dirty list, oldest first */
+            uint32_t freed_ms;   /* when it was freed (purge delay) */
+        } f;
+    } u;
+    char *start;                 /* address of the span's first byte */
+    rsb_span *next, *prev;       /* SLAB: bin partial list; FREE: size bin list */
+    uint8_t kind;
+    uint8_t cls;
+    uint8_t flags;
+    uint8_t _pad;
+    uint16_t owner;              /* SLAB: index of the owning cache */
+    uint16_t _pad2;
+    uint32_t head;               /* page index of this page's span head */
+    uint32_t npages;             /* head only: length of the span in pages */
+};
+_Static_assert(sizeof(void *) != 8 || sizeof(rsb_span) == 64, "descriptor is one cache line");
+
+enum { RSB_CHUNK_PAGES_KIND = 1, RSB_CHUNK_HUGE_KIND = 2 };
+#define RSB_CHUNK_MAGIC 0x7273626d616c6c63ull /* "rsbmallc" */
+
+/* Header of a page chunk.  Invariant: pages[0] is never part of a span;
+ * pages[1 .. npages-1] are covered exactly by disjoint spans. */
+typedef struct rsb_chunk {
+    uint64_t magic;
+    uint32_t kind;               /* RSB_CHUNK_PAGES_KIND */
+    uint32_t npages;             /* pages including the metadata page(s) */
+    uint32_t used_pages;         /* pages in SLAB or LARGE spans */
+    uint32_t first_page;         /* first page that may belong to a span */
+    char *base;                  /* address of page 0 */
+    struct rsb_chunk *next, *prev; /* arena chunk list */
+    uint64_t _pad[2];
+    rsb_span pages[];            /* one per page, cache-line aligned */
+} rsb_chunk;
+
+/* Header of a huge block, at a chunk-aligned address.  The block starts at
+ * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and extends to the end
+ * of the mapping (all of it usable). */
+typedef struct rsb_huge {
+    uint64_t magic;
+    uint32_t kind;               /* RSB_CHUNK_HUGE_KIND */
+    uint32_t _pad;
+    size_t map_size;
+    size_t offset;
+} rsb_huge;
+
+/* Free spans are kept in size bins: exact page counts up to 32, then four
+ * bins per doubling (so a search that starts one bin up is a good fit). */
+#define RSB_FREE_BINS 192
+#define RSB_FREE_WORDS (RSB_FREE_BINS / 64)
+
+struct rsb_cache;
+
+typedef struct rsb_arena {
+    /* Read on every malloc/free; written once at init. */
+    struct rsb_cache *caches;
+    uint32_t ncaches;            /* power of two */
+    uint32_t ready;              /* 1 once init has finished */
+    uint64_t key;                /* random: double-free marker = key ^ address */
+
+    /* Everything below: protected by `lock`. */
+    rsb_lock lock __attribute__((aligned(RSB_CACHELINE)));
+    rsb_span *free_bins[RSB_FREE_BINS];
+    uint64_t free_map[RSB_FREE_WORDS];
+    rsb_span *dirty_head, *dirty_tail; /* FREE spans with RSB_SF_DIRTY, oldest first */
+    rsb_chunk *chunks;
+    uint32_t nchunks;
+    int32_t purge_delay_ms;      /* -1: never purge */
+    uint64_t next_purge_ms;
+    size_t mapped;               /* bytes of chunks (huge blocks: huge_mapped) */
+    size_t dirty_bytes;          /* bytes in DIRTY free spans */
+    size_t large_bytes;          /* bytes in LARGE spans */
+    uint64_t purges;
+    /* Huge blocks: updated atomically, no lock. */
+    size_t huge_mapped;
+    size_t huge_count;
+    /* Freestanding: the single region chunk; hosted: NULL. */
+    rsb_chunk *region;
+} rsb_arena;
+
+/* --- lookup ------------------------------------------------------------ */
+
+#if !RSB_FREESTANDING
+/* Registry: one bit per chunk-aligned address below 2^47. */
+#define RSB_ADDR_BITS 47
+extern uint64_t *rsb_registry;
+RSB_INLINE bool rsb_registry_has(uintptr_t base) {
+    uintptr_t i = base >> RSB_CHUNK_SHIFT;
+    if (unlikely(i >> (RSB_ADDR_BITS - RSB_CHUNK_SHIFT))) return false;
+    return (__atomic_load_n(&rsb_registry[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
+}
+#endif
+
+/* The header (chunk or huge) that covers block pointer p, or NULL if p is
+ * not in memory this arena manages. */
+RSB_INLINE void *rsb_header_of(const rsb_arena *a, const void *p) {
+#if RSB_FREESTANDING
+    const rsb_chunk *c = a->region;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)c->base;
+    return off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT) ? (void *)c : NULL;
+#else
+    (void)a;
+    uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
+    return rsb_registry_has(base) ? (void *)base : NULL;
+#endif
+}
+
+/* The live span holding p inside chunk c, or NULL if p is in no live span
+ * (metadata page, interior of a free or large span, beyond the end). */
+RSB_INLINE rsb_span *rsb_span_of(const rsb_chunk *c, const void *p) {
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)c->base) >> RSB_PAGE_SHIFT;
+    if (unlikely(idx >= c->npages)) return NULL;
+    uint32_t h = c->pages[idx].head;
+    if (unlikely(h >= c->npages)) return NULL;
+    const rsb_span *s = &c->pages[h];
+    if (unlikely(s->head != h || s->kind == RSB_SPAN_DEAD || idx - h >= s->npages)) return NULL;
+    return (rsb_span *)s;
+}
+
+/* --- page allocator ------------------------------------------------------ */
+
+/* Take a span of n pages and make it a SLAB (every page names its head) or
+ * LARGE span; NULL if out of memory.  *zero tells whether every byte is zero. */
+rsb_span *rsb_pages_alloc(rsb_arena *a, uint32_t n, uint8_t kind, bool *zero);
+/* Grow LARGE span s to n pages with the free pages right after it; false if
+ * they are not free. */
+bool rsb_pages_grow(rsb_arena *a, rsb_span *s, uint32_t n);
+/* Give a span (SLAB or LARGE) back; it is merged with free neighbours. */
+void rsb_pages_free(rsb_arena *a, rsb_span *s);
+/* Return free memory to the OS: purge dirty spans freed at least the purge
+ * delay ago (all of them if `all`), unmap empty chunks.  Lock held. */
+bool rsb_pages_purge(rsb_arena *a, bool all);
+/* Add a region as a chunk (freestanding) / init arena bookkeeping. */
+void rsb_pages_init(rsb_arena *a);
+rsb_chunk *rsb_chunk_of_span(const rsb_span *s);
+
+#if !RSB_FREESTANDING
+void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);
+void rsb_huge_free(rsb_arena *a, rsb_huge *h);
+void *rsb_huge_realloc(rsb_arena *a, rsb_huge *h, size_t size);
+static inline size_t rsb_huge_usable(const rsb_huge *h) { return h->map_size - h->offset; }
+#endif
+
+/* Self-check of every chunk (tests, RSB_DEBUG >= 2).  Lock held. */
+void rsb_pages_check(rsb_arena *a);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * Test-and-test-and-set spinlock.
+ *
+ * Uncontended: one atomic exchange to lock, one release store to unlock.
+ * Contended: spin reading the word (no cache-line ping-pong) with a CPU pause,
+ * a bounded number of times, then sched_yield() between attempts: with 64
+ * threads on 2 cores the holder may be descheduled, and spinning on would
+ * only burn the waiter's time slice (and under valgrind, which runs one
+ * thread at a time, it would never end).
+ *
+ * Invariant: `locked` is 0 or 1; `contended` is only written by the holder.
+ */
+#ifndef RSB_SPINLOCK_H
+#define RSB_SPINLOCK_H
+
+#include "util.h"
+
+typedef struct rsb_lock {
+    int locked;
+    uint32_t contended; /* acquisitions that had to wait (stats) */
+} rsb_lock;
+
+#define RSB_LOCK_INIT {0, 0}
+
+static inline void rsb_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+void rsb_lock_slow(rsb_lock *l);
+
+RSB_INLINE void rsb_lock_acquire(rsb_lock *l) {
+    if (likely(!__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))) return;
+    rsb_lock_slow(l);
+}
+
+RSB_INLINE bool rsb_lock_try(rsb_lock *l) {
+    return __atomic_load_n(&l->locked, __ATOMIC_RELAXED) == 0 &&
+           !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE);
+}
+
+RSB_INLINE void rsb_lock_release(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
+
+/* After fork(), in the child: the forking thread held every lock. */
+RSB_INLINE void rsb_lock_reset(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELAXED); }
+
+#endif

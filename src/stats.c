@@ -1,0 +1,94 @@
+/* Statistics: see stats.h. */
+#include "stats.h"
+
+#include "error.h"
+#include "os.h"
+
+void rsb_lock_all(rsb_arena *a);
+void rsb_unlock_all(rsb_arena *a);
+
+void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_class) {
+    rsb_stats_t st = {0};
+    if (per_class)
+        for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) per_class[k] = (rsb_class_stats){0};
+    rsb_lock_all(a);
+    for (rsb_chunk *c = a->chunks; c; c = c->next) {
+        for (uint32_t i = c->first_page; i < c->npages;) {
+            rsb_span *s = &c->pages[i];
+            if (s->kind == RSB_SPAN_SLAB) {
+                st.small_in_use += (size_t)s->u.s.used * s->u.s.block;
+                if (per_class) {
+                    per_class[s->cls].slabs++;
+                    per_class[s->cls].used += s->u.s.used;
+                    per_class[s->cls].capacity += s->u.s.capacity;
+                }
+            }
+            i += s->npages ? s->npages : 1;
+        }
+    }
+    st.mapped = a->mapped + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
+    st.free_dirty = a->dirty_bytes;
+    st.large_in_use = a->large_bytes + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
+    st.huge_count = __atomic_load_n(&a->huge_count, __ATOMIC_RELAXED);
+    st.purges = a->purges;
+    st.lock_contended = a->lock.contended;
+    for (uint32_t i = 0; i < a->ncaches; i++) st.lock_contended += a->caches[i].lock.contended;
+    rsb_unlock_all(a);
+    st.in_use = st.small_in_use + st.large_in_use;
+    /* Resident estimate: what is mapped minus free pages already purged. */
+    size_t free_clean = 0;
+    (void)free_clean;
+    st.resident_est = st.in_use + st.free_dirty;
+    st.caches = a->ncaches;
+    st.classes = RSB_NUM_CLASSES;
+    *out = st;
+}
+
+static void line_kv(rsb_buf *b, const char *k, uint64_t v, const char *unit) {
+    rsb_buf_str(b, "  ");
+    rsb_buf_str(b, k);
+    rsb_buf_dec_w(b, v, 14);
+    rsb_buf_str(b, unit);
+    rsb_buf_str(b, "\n");
+}
+
+void rsb_stats_report(rsb_arena *a, int fd) {
+    rsb_stats_t st;
+    rsb_class_stats pc[RSB_NUM_CLASSES];
+    rsb_stats_collect(a, &st, pc);
+    rsb_buf b = {.len = 0};
+    rsb_buf_str(&b, "rsbmalloc statistics\n");
+    line_kv(&b, "mapped         ", st.mapped, " B");
+    line_kv(&b, "in use         ", st.in_use, " B");
+    line_kv(&b, "  small        ", st.small_in_use, " B");
+    line_kv(&b, "  large+huge   ", st.large_in_use, " B");
+    line_kv(&b, "free, dirty    ", st.free_dirty, " B (not yet returned to the OS)");
+    line_kv(&b, "huge blocks    ", st.huge_count, "");
+    line_kv(&b, "purges         ", st.purges, "");
+    line_kv(&b, "lock waits     ", st.lock_contended, "");
+    line_kv(&b, "caches         ", st.caches, "");
+    rsb_buf_flush(&b, fd);
+    rsb_buf_str(&b, "  class      size   slabs      blocks used   capacity  use%\n");
+    rsb_buf_flush(&b, fd);
+    for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
+        if (!pc[k].slabs) continue;
+        rsb_buf_str(&b, "  ");
+        rsb_buf_dec_w(&b, k, 5);
+        rsb_buf_dec_w(&b, rsb_class_size[k], 10);
+        rsb_buf_dec_w(&b, pc[k].slabs, 8);
+        rsb_buf_dec_w(&b, pc[k].used, 17);
+        rsb_buf_dec_w(&b, pc[k].capacity, 11);
+        rsb_buf_dec_w(&b, pc[k].capacity ? pc[k].used * 100 / pc[k].capacity : 0, 6);
+        rsb_buf_str(&b, "\n");
+        rsb_buf_flush(&b, fd);
+    }
+    rsb_buf_str(&b, "  cache  lock waits\n");
+    for (uint32_t i = 0; i < a->ncaches; i++) {
+        if (b.len > sizeof b.data - 40) rsb_buf_flush(&b, fd);
+        rsb_buf_str(&b, "  ");
+        rsb_buf_dec_w(&b, i, 5);
+        rsb_buf_dec_w(&b, a->caches[i].lock.contended, 12);
+        rsb_buf_str(&b, "\n");
+    }
+    rsb_buf_flush(&b, fd);
+}

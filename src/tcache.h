@@ -1,0 +1,126 @@
+/*
+ * Thread caches: a fixed array of caches, each a set of bins (one per size
+ * class) behind a spinlock.  A thread uses the cache its thread id hashes to;
+ * there is no per-thread state, so threads may come and go (and the library
+ * may be dlopen'ed) freely.
+ *
+ * Ownership: a slab span belongs to the cache that carved it (span->owner).
+ * A block freed by a thread whose cache is the owner goes straight back on
+ * the span's free list under that cache's lock.  A block freed by any other
+ * thread is pushed, lock-free, on the owner's `remote` stack; the owner
+ * drains the stack in its slow path, so memory freed elsewhere always comes
+ * home (producer/consumer programs stay bounded).
+ *
+ * Fast-path budget: malloc = hash, lock, pop, unlock (no loop, no syscall);
+ * free = header lookup, 3 checks, hash, lock, push, unlock.
+ */
+#ifndef RSB_TCACHE_H
+#define RSB_TCACHE_H
+
+#include "error.h"
+#include "os.h"
+#include "page_alloc.h"
+#include "size_classes.h"
+
+/* Bin invariants (owner cache lock held):
+ *   - cur is never NULL: it is a slab of this class or &rsb_empty_span.
+ *   - partial lists slabs of this class other than cur that have a free
+ *     block or uncarved space; each has RSB_SF_IN_BIN set (so does cur).
+ *   - a slab with neither (full) is on no list and has RSB_SF_IN_BIN clear.
+ *   - no slab on a list has used == 0, except cur. */
+typedef struct rsb_bin {
+    rsb_span *cur;
+    rsb_span *partial;
+} rsb_bin;
+
+typedef struct rsb_cache {
+    rsb_lock lock;
+    uint32_t index;
+    uint64_t nmalloc;            /* stats, lock held */
+    rsb_bin bins[RSB_NUM_CLASSES];
+    /* Written by other threads: its own cache line. */
+    void *remote __attribute__((aligned(RSB_CACHELINE)));
+} __attribute__((aligned(RSB_CACHELINE))) rsb_cache;
+
+extern rsb_span rsb_empty_span;
+
+/* Size -> class for size <= RSB_SMALL_MAX (class 0 for size 0). */
+RSB_INLINE unsigned rsb_size_class(size_t size) {
+    if (likely(size <= RSB_CLASS_LUT_MAX)) return rsb_class_lut[(size + 15) >> 4];
+    unsigned lg = rsb_log2(size - 1); /* size in (2^lg, 2^(lg+1)] */
+    unsigned steps_lg = rsb_log2(RSB_CLASS_STEPS);
+    return 8 + (lg - 7) * RSB_CLASS_STEPS + (unsigned)((size - 1) >> (lg - steps_lg)) - RSB_CLASS_STEPS;
+}
+
+RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {
+    uint64_t h = (uint64_t)rsb_os_thread_id() * 0x9e3779b97f4a7c15ull;
+    return &a->caches[(h >> 56) & (a->ncaches - 1)];
+}
+
+/* Core entry points: no errno, no argument policy (interpose/api.c). */
+void *rsb_core_calloc(rsb_arena *a, size_t size);
+void *rsb_core_memalign(rsb_arena *a, size_t align, size_t size);
+void *rsb_core_realloc(rsb_arena *a, void *p, size_t size);
+size_t rsb_core_usable_size(rsb_arena *a, const void *p);
+bool rsb_core_trim(rsb_arena *a);
+void rsb_caches_init(rsb_arena *a, rsb_cache *caches, uint32_t n);
+/* Drain every cache's remote frees (trim, stats). */
+void rsb_caches_drain_all(rsb_arena *a);
+void rsb_cache_check(rsb_arena *a, rsb_cache *c);
+
+
+/* Slow paths (tcache.c). */
+void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls); /* lock held; releases it */
+void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);
+void rsb_free_slow(rsb_arena *a, void *hdr, void *p);
+void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s); /* lock held; releases it */
+void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b);
+
+/* ---- the hot path ------------------------------------------------------- */
+
+/* malloc of a small class: hash, lock, pop, unlock.  The second word of a
+ * free block holds the double-free marker; clear it on the way out. */
+RSB_INLINE void *rsb_small_alloc(rsb_arena *a, unsigned cls) {
+    rsb_cache *c = rsb_cache_of_thread(a);
+    rsb_lock_acquire(&c->lock);
+    rsb_span *s = c->bins[cls].cur;
+    void **b = (void **)s->u.s.free;
+    if (unlikely(b == NULL)) return rsb_small_alloc_slow(a, c, cls);
+    s->u.s.free = b[0];
+    s->u.s.used++;
+    rsb_lock_release(&c->lock);
+    b[1] = NULL;
+    return b;
+}
+
+RSB_INLINE void *rsb_core_malloc(rsb_arena *a, size_t size) {
+    if (likely(size <= RSB_SMALL_MAX)) return rsb_small_alloc(a, rsb_size_class(size));
+    bool zero;
+    return rsb_big_alloc(a, size, 0, &zero);
+}
+
+/* free: find the span from the address, check the pointer is a block start
+ * that is not already free, then give it back to its owner cache. */
+RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
+    rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, p);
+    if (unlikely(!ch || ch->kind != RSB_CHUNK_PAGES_KIND)) { rsb_free_slow(a, ch, p); return; }
+    rsb_span *s = rsb_span_of(ch, p);
+    if (unlikely(!s || s->kind != RSB_SPAN_SLAB)) { rsb_free_slow(a, ch, p); return; }
+    uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
+    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off))
+        rsb_fatal_pointer("free of a pointer inside a block, not its start", p);
+    void **b = (void **)p;
+    uintptr_t mark = a->key ^ (uintptr_t)p;
+    if (unlikely((uintptr_t)b[1] == mark)) rsb_fatal_pointer("double free", p);
+    b[1] = (void *)mark;
+    rsb_cache *c = rsb_cache_of_thread(a);
+    if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
+    rsb_lock_acquire(&c->lock);
+    b[0] = s->u.s.free;
+    s->u.s.free = b;
+    if (unlikely(--s->u.s.used == 0 || !(s->flags & RSB_SF_IN_BIN)))
+        { rsb_local_free_slow(a, c, s); return; }
+    rsb_lock_release(&c->lock);
+}
+
+#endif
