@@ -27,7 +27,9 @@ static inline void junk_new(void *p, size_t size) {
     if (unlikely(rsb_opt.junk) && p) memset(p, JUNK_ALLOC, size);
 }
 
-RSB_API void *rsb_malloc(size_t size) {
+/* Everything but the fast path: initialisation, big sizes, empty bins,
+ * junk filling, contended locks. */
+static RSB_NOINLINE void *malloc_generic(size_t size) {
     rsb_arena *a = rsb_arena_get();
     void *p = rsb_core_malloc(a, size);
     if (unlikely(!p)) return nomem();
@@ -35,11 +37,46 @@ RSB_API void *rsb_malloc(size_t size) {
     return p;
 }
 
-RSB_API void rsb_free(void *p) {
+static RSB_NOINLINE void *malloc_refill(rsb_cache *c, unsigned cls) {
+    void *p = rsb_small_alloc_slow(&rsb_global, c, cls);
+    return likely(p != NULL) ? p : nomem();
+}
+
+static RSB_NOINLINE void free_generic(void *p) {
     if (unlikely(!p)) return;
     rsb_arena *a = rsb_arena_get();
     if (unlikely(rsb_opt.junk)) memset(p, JUNK_FREE, rsb_core_usable_size(a, p));
     rsb_core_free(a, p);
+}
+
+/* The hot path (see src/tcache.h for the budget): one flag, a table lookup,
+ * the thread hash, an uncontended lock, a pop.  Anything else is a tail call. */
+RSB_API void *rsb_malloc(size_t size) {
+    rsb_arena *a = &rsb_global;
+    if (likely(__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) && size <= RSB_CLASS_LUT_MAX)) {
+        unsigned cls = rsb_class_lut[(size + 15) >> 4];
+        rsb_cache *c = rsb_cache_of_thread(a);
+        if (likely(!__atomic_exchange_n(&c->lock.locked, 1, __ATOMIC_ACQUIRE))) {
+            rsb_span *s = c->bins[cls].cur;
+            void **b = (void **)s->u.s.free;
+            if (unlikely(b == NULL)) return malloc_refill(c, cls);
+            s->u.s.free = b[0];
+            s->u.s.used++;
+            rsb_lock_release(&c->lock);
+            b[1] = NULL;
+            return b;
+        }
+    }
+    return malloc_generic(size);
+}
+
+RSB_API void rsb_free(void *p) {
+    rsb_arena *a = &rsb_global;
+    if (likely(__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))) {
+        rsb_core_free(a, p);
+        return;
+    }
+    free_generic(p);
 }
 
 RSB_API void *rsb_calloc(size_t n, size_t size) {

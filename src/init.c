@@ -40,11 +40,12 @@ void rsb_init(void) {
     n = (uint32_t)rsb_next_pow2(n);
     if (n > RSB_MAX_CACHES) n = RSB_MAX_CACHES;
     rsb_cache *caches = rsb_os_map(rsb_align_up(n * sizeof(rsb_cache), rsb_os_page), rsb_os_page, 0);
-    if (!caches || !rsb_registry) rsb_fatal("cannot map its own metadata at start-up");
+    if (!caches) rsb_fatal("cannot map its own metadata at start-up");
     rsb_caches_init(a, caches, n);
     a->key = rsb_os_random();
     a->purge_delay_ms = rsb_opt.purge_delay_ms;
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
 
@@ -99,6 +100,7 @@ __attribute__((constructor)) static void rsb_constructor(void) {
         rsb_lock_acquire(&rsb_global.lock);
         rsb_global.purge_delay_ms = rsb_opt.purge_delay_ms;
         rsb_lock_release(&rsb_global.lock);
+        __atomic_store_n(&rsb_global.fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     if (rsb_opt.verbose) verbose_report();

@@ -9,7 +9,9 @@
 #include "os.h"
 
 #if !RSB_FREESTANDING
-uint64_t *rsb_registry;
+/* In .bss: 4 MiB of address space, only the pages covering our chunks are
+ * ever touched. */
+uint64_t rsb_registry[(size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 6)];
 
 static void registry_set(uintptr_t base, bool on) {
     uintptr_t i = base >> RSB_CHUNK_SHIFT;
@@ -158,8 +160,8 @@ static rsb_chunk *chunk_new(rsb_arena *a) {
     char *base = rsb_os_map(RSB_CHUNK_SIZE, RSB_CHUNK_SIZE, 0);
     if (!base) return NULL;
     rsb_chunk *c = (rsb_chunk *)base;
-    _Static_assert(sizeof(rsb_chunk) + RSB_CHUNK_PAGES * sizeof(rsb_span) <= RSB_PAGE_SIZE,
-                   "chunk metadata fits in page 0");
+    _Static_assert(sizeof(rsb_chunk) + (RSB_CHUNK_PAGES + 1) * sizeof(rsb_span) <= RSB_PAGE_SIZE,
+                   "chunk metadata, and the DEAD descriptor past it, fit in page 0");
     chunk_add(a, c, base, (uint32_t)RSB_CHUNK_PAGES, 1);
     a->mapped += RSB_CHUNK_SIZE;
     registry_set((uintptr_t)base, true);
@@ -315,10 +317,6 @@ bool rsb_pages_purge(rsb_arena *a, bool all) {
 
 void rsb_pages_init(rsb_arena *a) {
     a->next_purge_ms = UINT64_MAX;
-#if !RSB_FREESTANDING
-    if (!rsb_registry)
-        rsb_registry = rsb_os_map((size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 3), rsb_os_page, 0);
-#endif
 }
 
 #if !RSB_FREESTANDING

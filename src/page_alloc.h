@@ -120,6 +120,7 @@ typedef struct rsb_arena {
     struct rsb_cache *caches;
     uint32_t ncaches;            /* power of two */
     uint32_t ready;              /* 1 once init has finished */
+    uint32_t fast;               /* ready and no option needs the generic path */
     uint64_t key;                /* random: double-free marker = key ^ address */
 
     /* Everything below: protected by `lock`. */
@@ -147,7 +148,7 @@ typedef struct rsb_arena {
 #if !RSB_FREESTANDING
 /* Registry: one bit per chunk-aligned address below 2^47. */
 #define RSB_ADDR_BITS 47
-extern uint64_t *rsb_registry;
+extern uint64_t rsb_registry[(size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 6)];
 RSB_INLINE bool rsb_registry_has(uintptr_t base) {
     uintptr_t i = base >> RSB_CHUNK_SHIFT;
     if (unlikely(i >> (RSB_ADDR_BITS - RSB_CHUNK_SHIFT))) return false;
@@ -165,7 +166,9 @@ RSB_INLINE void *rsb_header_of(const rsb_arena *a, const void *p) {
 #else
     (void)a;
     uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
-    return rsb_registry_has(base) ? (void *)base : NULL;
+    if (!rsb_registry_has(base)) return NULL;
+    if (base == 0) __builtin_unreachable(); /* the registry never holds address 0 */
+    return (void *)base;
 #endif
 }
 
@@ -179,6 +182,22 @@ RSB_INLINE rsb_span *rsb_span_of(const rsb_chunk *c, const void *p) {
     const rsb_span *s = &c->pages[h];
     if (unlikely(s->head != h || s->kind == RSB_SPAN_DEAD || idx - h >= s->npages)) return NULL;
     return (rsb_span *)s;
+}
+
+/* Hot-path lookup of the span that may hold p, without validation: the
+ * descriptor named by p's page.  Sound to use when the result's kind is
+ * SLAB and p lies within [start, start + npages pages): a descriptor whose
+ * kind is not DEAD is always a live head (heads that stop being heads are
+ * set DEAD), and every page of a slab names its head.  Hosted: p's page
+ * index is at most RSB_CHUNK_PAGES; the descriptor past the last one lies
+ * in the metadata page and reads as DEAD. */
+RSB_INLINE rsb_span *rsb_span_guess(const rsb_chunk *c, const void *p) {
+#if RSB_FREESTANDING
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)c->base) >> RSB_PAGE_SHIFT;
+#else
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)c) >> RSB_PAGE_SHIFT; /* hosted: base == c */
+#endif
+    return (rsb_span *)&c->pages[c->pages[idx].head];
 }
 
 /* --- page allocator ------------------------------------------------------ */

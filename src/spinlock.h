@@ -39,10 +39,7 @@ RSB_INLINE void rsb_lock_acquire(rsb_lock *l) {
     rsb_lock_slow(l);
 }
 
-RSB_INLINE bool rsb_lock_try(rsb_lock *l) {
-    return __atomic_load_n(&l->locked, __ATOMIC_RELAXED) == 0 &&
-           !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE);
-}
+RSB_INLINE bool rsb_lock_try(rsb_lock *l) { return !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE); }
 
 RSB_INLINE void rsb_lock_release(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
 

@@ -101,6 +101,14 @@ void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b) {
                                           __ATOMIC_RELAXED));
 }
 
+/* The owner cache's lock was busy: wait for it, then free as usual. */
+void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
+    rsb_lock_slow(&c->lock);
+    bool release = slab_put(c, s, b);
+    rsb_lock_release(&c->lock);
+    if (release) release_spans(a, (s->next = NULL, s));
+}
+
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s) {
     /* The hot path already pushed the block and decremented used; redo the
      * list bookkeeping that slab_put does for those two transitions. */
@@ -233,6 +241,9 @@ void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
 #endif
 }
 
+/* Everything the inline free does not finish: NULL, foreign pointers, huge
+ * and large blocks, and slab frees that fail a check (diagnosed here with
+ * the fully validated lookup). */
 void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
     if (!p) return;
     if (!hdr) rsb_fatal_pointer("free of a pointer it never returned", p);
@@ -245,6 +256,24 @@ void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
     }
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
+    if (s && s->kind == RSB_SPAN_SLAB) {
+        void **b = (void **)p;
+        uintptr_t mark = a->key ^ (uintptr_t)p;
+        if (((uintptr_t)p - (uintptr_t)s->start) % s->u.s.block)
+            rsb_fatal_pointer("free of a pointer inside a block, not its start", p);
+        if ((uintptr_t)b[1] == mark) rsb_fatal_pointer("double free", p);
+        b[1] = (void *)mark;
+        rsb_cache *c = rsb_cache_of_thread(a);
+        if (c->index != s->owner) {
+            rsb_remote_free(a, s, b);
+            return;
+        }
+        rsb_lock_acquire(&c->lock);
+        bool release = slab_put(c, s, b);
+        rsb_lock_release(&c->lock);
+        if (release) release_spans(a, (s->next = NULL, s));
+        return;
+    }
     if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
         rsb_lock_acquire(&a->lock);
         rsb_pages_free(a, s);

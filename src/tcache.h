@@ -33,14 +33,26 @@ typedef struct rsb_bin {
     rsb_span *partial;
 } rsb_bin;
 
-typedef struct rsb_cache {
+typedef struct rsb_cache_fields {
     rsb_lock lock;
     uint32_t index;
     uint64_t nmalloc;            /* stats, lock held */
     rsb_bin bins[RSB_NUM_CLASSES];
     /* Written by other threads: its own cache line. */
     void *remote __attribute__((aligned(RSB_CACHELINE)));
+} rsb_cache_fields;
+
+/* Padded to a power of two so that indexing the cache array is a shift. */
+#define RSB_CACHE_BYTES (sizeof(rsb_cache_fields) <= 1024 ? 1024 : sizeof(rsb_cache_fields) <= 2048 ? 2048 : 4096)
+typedef struct rsb_cache {
+    rsb_lock lock;
+    uint32_t index;
+    uint64_t nmalloc;
+    rsb_bin bins[RSB_NUM_CLASSES];
+    void *remote __attribute__((aligned(RSB_CACHELINE)));
+    char _pad[RSB_CACHE_BYTES - sizeof(rsb_cache_fields)];
 } __attribute__((aligned(RSB_CACHELINE))) rsb_cache;
+_Static_assert((sizeof(rsb_cache) & (sizeof(rsb_cache) - 1)) == 0, "cache size is a power of two");
 
 extern rsb_span rsb_empty_span;
 
@@ -75,6 +87,7 @@ void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);
 void rsb_free_slow(rsb_arena *a, void *hdr, void *p);
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s); /* lock held; releases it */
 void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b);
+void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b);
 
 /* ---- the hot path ------------------------------------------------------- */
 
@@ -100,26 +113,35 @@ RSB_INLINE void *rsb_core_malloc(rsb_arena *a, size_t size) {
 }
 
 /* free: find the span from the address, check the pointer is a block start
- * that is not already free, then give it back to its owner cache. */
+ * that is not already free, then give it back to its owner cache.  Every
+ * call out of here is a tail call, so the fast path saves no registers. */
 RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
     rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, p);
     if (unlikely(!ch || ch->kind != RSB_CHUNK_PAGES_KIND)) { rsb_free_slow(a, ch, p); return; }
-    rsb_span *s = rsb_span_of(ch, p);
-    if (unlikely(!s || s->kind != RSB_SPAN_SLAB)) { rsb_free_slow(a, ch, p); return; }
+    rsb_span *s = rsb_span_guess(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off))
-        rsb_fatal_pointer("free of a pointer inside a block, not its start", p);
+    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
+        rsb_free_slow(a, ch, p);
+        return;
+    }
+    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off)) {
+        rsb_free_slow(a, ch, p);
+        return;
+    }
     void **b = (void **)p;
     uintptr_t mark = a->key ^ (uintptr_t)p;
-    if (unlikely((uintptr_t)b[1] == mark)) rsb_fatal_pointer("double free", p);
+    if (unlikely((uintptr_t)b[1] == mark)) { rsb_free_slow(a, ch, p); return; }
     b[1] = (void *)mark;
     rsb_cache *c = rsb_cache_of_thread(a);
     if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
-    rsb_lock_acquire(&c->lock);
+    if (unlikely(!rsb_lock_try(&c->lock))) { rsb_local_free_contended(a, c, s, b); return; }
     b[0] = s->u.s.free;
     s->u.s.free = b;
-    if (unlikely(--s->u.s.used == 0 || !(s->flags & RSB_SF_IN_BIN)))
-        { rsb_local_free_slow(a, c, s); return; }
+    uint32_t used = --s->u.s.used;
+    if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
+        rsb_local_free_slow(a, c, s);
+        return;
+    }
     rsb_lock_release(&c->lock);
 }
 

@@ -78,45 +78,62 @@ Test(tcache, malloc_free_roundtrip_keeps_invariants) {
 
 /* --- remote frees --------------------------------------------------------- */
 
+/* Worker threads stay alive (a live thread's id is unique; a joined one's
+ * is reused by the next thread) and allocate when told to. */
+enum { RN = 3000, MAXW = 32 };
 static rsb_arena *remote_arena;
-enum { RN = 3000 };
-static void *blocks[RN];
-static void *reused[RN];
-static uint32_t owner_index;
+static struct worker {
+    pthread_t th;
+    uint32_t index;
+    int cmd; /* 0 wait, 1 allocate into out, 2 exit */
+    int done;
+    void **out;
+} workers[MAXW];
 
-static void *owner_alloc(void *arg) {
-    owner_index = rsb_cache_of_thread(remote_arena)->index;
-    void **dst = arg;
-    for (int i = 0; i < RN; i++) dst[i] = rsb_core_malloc(remote_arena, 64);
-    return NULL;
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    w->index = rsb_cache_of_thread(remote_arena)->index;
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    for (;;) {
+        int cmd;
+        while ((cmd = __atomic_load_n(&w->cmd, __ATOMIC_ACQUIRE)) == 0) sched_yield();
+        if (cmd == 2) return NULL;
+        for (int i = 0; i < RN; i++) w->out[i] = rsb_core_malloc(remote_arena, 64);
+        __atomic_store_n(&w->cmd, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void worker_run(struct worker *w, int cmd, void **out) {
+    w->out = out;
+    __atomic_store_n(&w->done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->cmd, cmd, __ATOMIC_RELEASE);
+    if (cmd == 2) return;
+    while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) sched_yield();
 }
 
 Test(tcache, remote_frees_go_home_and_are_reused) {
+    static void *blocks[RN], *reused[RN];
     remote_arena = new_arena(8);
     uint32_t mine = rsb_cache_of_thread(remote_arena)->index;
-    /* Find a thread that hashes to another cache than ours. */
-    for (int tries = 0; tries < 100; tries++) {
-        pthread_t t;
-        pthread_create(&t, NULL, owner_alloc, blocks);
-        pthread_join(t, NULL);
-        if (owner_index != mine) break;
-        for (int i = 0; i < RN; i++) rsb_core_free(remote_arena, blocks[i]);
+    struct worker *w = NULL;
+    int n = 0;
+    while (!w && n < MAXW) { /* start threads until one hashes elsewhere */
+        workers[n].cmd = 0;
+        workers[n].done = 0;
+        pthread_create(&workers[n].th, NULL, worker_main, &workers[n]);
+        while (!__atomic_load_n(&workers[n].done, __ATOMIC_ACQUIRE)) sched_yield();
+        if (workers[n].index != mine) w = &workers[n];
+        n++;
     }
-    cr_assert_neq(owner_index, mine);
-    rsb_cache *owner = &remote_arena->caches[owner_index];
+    cr_assert_not_null(w, "no thread hashed to another cache than this one");
+    rsb_cache *owner = &remote_arena->caches[w->index];
+    worker_run(w, 1, blocks);
     for (int i = 0; i < RN; i++) rsb_core_free(remote_arena, blocks[i]);
     cr_assert_not_null(owner->remote, "frees from this thread wait on the owner's remote list");
     check_all(remote_arena);
-    /* A thread of the owner cache allocates again: it drains and reuses. */
-    uint32_t again;
-    do {
-        pthread_t t;
-        pthread_create(&t, NULL, owner_alloc, reused);
-        pthread_join(t, NULL);
-        again = owner_index;
-        if (again != owner - remote_arena->caches)
-            for (int i = 0; i < RN; i++) rsb_core_free(remote_arena, reused[i]);
-    } while (again != owner - remote_arena->caches);
+    /* The owner allocates again: it drains its remote list and reuses. */
+    worker_run(w, 1, reused);
     cr_assert_null(owner->remote, "the owner drained its remote list");
     int hits = 0;
     for (int i = 0; i < RN; i++)
@@ -127,6 +144,10 @@ Test(tcache, remote_frees_go_home_and_are_reused) {
             }
     cr_assert_geq(hits, RN * 9 / 10, "only %d of %d blocks reused", hits, RN);
     check_all(remote_arena);
+    for (int i = 0; i < n; i++) {
+        worker_run(&workers[i], 2, NULL);
+        pthread_join(workers[i].th, NULL);
+    }
 }
 
 /* Producer/consumer through the public API: memory stays bounded. */
