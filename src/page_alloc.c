@@ -181,8 +181,14 @@ static void chunk_release(rsb_arena *a, rsb_chunk *c) {
 }
 #endif
 
+#if !RSB_FREESTANDING
+static unsigned huge_cache_expire(rsb_arena *a, bool all, uint32_t now, rsb_huge **out);
+static void huge_unmap(rsb_arena *a, rsb_huge *h);
+#endif
+
 static inline void maybe_purge(rsb_arena *a) {
-    if (a->purge_delay_ms >= 0 && a->dirty_head && rsb_os_now_ms() >= a->next_purge_ms)
+    if (a->purge_delay_ms >= 0 && (a->dirty_head || a->huge_cached_bytes) &&
+        rsb_os_now_ms() >= a->next_purge_ms)
         rsb_pages_purge(a, false);
 }
 
@@ -309,7 +315,14 @@ bool rsb_pages_purge(rsb_arena *a, bool all) {
         (void)bytes;
 #endif
     }
-    a->next_purge_ms = a->dirty_head && a->purge_delay_ms >= 0
+#if !RSB_FREESTANDING
+    rsb_huge *expired[RSB_HUGE_CACHE];
+    unsigned nexp = huge_cache_expire(a, all, now, expired);
+    for (unsigned i = 0; i < nexp; i++) huge_unmap(a, expired[i]);
+    released |= nexp != 0;
+    a->purges += nexp;
+#endif
+    a->next_purge_ms = (a->dirty_head || a->huge_cached_bytes) && a->purge_delay_ms >= 0
                            ? (uint64_t)rsb_os_now_ms() + (uint64_t)a->purge_delay_ms
                            : UINT64_MAX;
     return released;
@@ -327,12 +340,38 @@ static size_t huge_offset(size_t align) {
     return align > 64 ? align : 64;
 }
 
+/* A cached mapping with the same block offset and a size between the need
+ * and twice the need (so reuse never more than doubles the footprint). */
+static rsb_huge *huge_cache_take(rsb_arena *a, size_t off, size_t map) {
+    rsb_huge *best = NULL;
+    unsigned bi = 0;
+    rsb_lock_acquire(&a->lock);
+    for (unsigned i = 0; i < RSB_HUGE_CACHE; i++) {
+        rsb_huge *h = a->huge_cache[i];
+        if (h && h->offset == off && h->map_size >= map && h->map_size / 2 <= map &&
+            (!best || h->map_size < best->map_size))
+            best = h, bi = i;
+    }
+    if (best) {
+        a->huge_cache[bi] = NULL;
+        a->huge_cached_bytes -= best->map_size;
+    }
+    rsb_lock_release(&a->lock);
+    return best;
+}
+
 void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
     size_t off = huge_offset(align);
     if (size > (size_t)PTRDIFF_MAX - off - rsb_os_page - RSB_CHUNK_SIZE) return NULL;
     size_t map = rsb_align_up(off + size, rsb_os_page);
-    rsb_huge *h = align > RSB_CHUNK_SIZE ? rsb_os_map(map, align, RSB_CHUNK_SIZE)
-                                         : rsb_os_map(map, RSB_CHUNK_SIZE, 0);
+    rsb_huge *h = huge_cache_take(a, off, map);
+    if (h) {
+        h->kind = RSB_CHUNK_HUGE_KIND;
+        __atomic_fetch_add(&a->huge_count, 1, __ATOMIC_RELAXED);
+        *zero = false;
+        return (char *)h + off;
+    }
+    h = align > RSB_CHUNK_SIZE ? rsb_os_map(map, align, RSB_CHUNK_SIZE) : rsb_os_map(map, RSB_CHUNK_SIZE, 0);
     if (!h) return NULL;
     h->magic = RSB_CHUNK_MAGIC;
     h->kind = RSB_CHUNK_HUGE_KIND;
@@ -345,13 +384,69 @@ void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
     return (char *)h + off;
 }
 
-void rsb_huge_free(rsb_arena *a, rsb_huge *h) {
+static void huge_unmap(rsb_arena *a, rsb_huge *h) {
     size_t map = h->map_size;
     registry_set((uintptr_t)h, false);
     h->magic = 0;
     __atomic_fetch_sub(&a->huge_mapped, map, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&a->huge_count, 1, __ATOMIC_RELAXED);
     rsb_os_unmap(h, map);
+}
+
+void rsb_huge_free(rsb_arena *a, rsb_huge *h) {
+    __atomic_fetch_sub(&a->huge_count, 1, __ATOMIC_RELAXED);
+    rsb_huge *evict = NULL;
+    if (a->purge_delay_ms != 0 && h->map_size <= RSB_HUGE_CACHE_MAX_BYTES / 4) {
+        rsb_lock_acquire(&a->lock);
+        unsigned slot = 0;
+        for (unsigned i = 0; i < RSB_HUGE_CACHE; i++) { /* an empty slot, else the oldest */
+            if (!a->huge_cache[i]) {
+                slot = i;
+                break;
+            }
+            if (a->huge_cache[i]->freed_ms < a->huge_cache[slot]->freed_ms) slot = i;
+        }
+        evict = a->huge_cache[slot];
+        if (evict) a->huge_cached_bytes -= evict->map_size;
+        h->kind = RSB_CHUNK_HUGE_CACHED;
+        h->freed_ms = (uint32_t)rsb_os_now_ms();
+        a->huge_cache[slot] = h;
+        a->huge_cached_bytes += h->map_size;
+        if (a->next_purge_ms == UINT64_MAX && a->purge_delay_ms > 0)
+            a->next_purge_ms = rsb_os_now_ms() + (uint64_t)a->purge_delay_ms;
+        maybe_purge(a);
+        h = NULL;
+        /* Never keep more than the byte cap: evict the oldest beyond it. */
+        rsb_huge *over = NULL;
+        if (a->huge_cached_bytes > RSB_HUGE_CACHE_MAX_BYTES) {
+            for (unsigned i = 0; i < RSB_HUGE_CACHE; i++)
+                if (a->huge_cache[i] && a->huge_cache[i] != a->huge_cache[slot] &&
+                    (!over || a->huge_cache[i]->freed_ms < over->freed_ms))
+                    over = a->huge_cache[i];
+            for (unsigned i = 0; over && i < RSB_HUGE_CACHE; i++)
+                if (a->huge_cache[i] == over) a->huge_cache[i] = NULL;
+            if (over) a->huge_cached_bytes -= over->map_size;
+        }
+        rsb_lock_release(&a->lock);
+        if (over) huge_unmap(a, over);
+    }
+    if (evict) huge_unmap(a, evict);
+    if (h) huge_unmap(a, h);
+}
+
+/* Unmap cached huge mappings freed at least the purge delay ago (all if
+ * `all`).  Arena lock held; the unmapping happens after it is released, so
+ * they are collected into out[] (RSB_HUGE_CACHE entries). */
+static unsigned huge_cache_expire(rsb_arena *a, bool all, uint32_t now, rsb_huge **out) {
+    unsigned n = 0;
+    for (unsigned i = 0; i < RSB_HUGE_CACHE; i++) {
+        rsb_huge *h = a->huge_cache[i];
+        if (h && (all || (a->purge_delay_ms >= 0 && now - h->freed_ms >= (uint32_t)a->purge_delay_ms))) {
+            a->huge_cache[i] = NULL;
+            a->huge_cached_bytes -= h->map_size;
+            out[n++] = h;
+        }
+    }
+    return n;
 }
 
 /* Resize without copying: shrink or grow in place, else move the pages to a

@@ -80,7 +80,7 @@ struct rsb_span {
 };
 _Static_assert(sizeof(void *) != 8 || sizeof(rsb_span) == 64, "descriptor is one cache line");
 
-enum { RSB_CHUNK_PAGES_KIND = 1, RSB_CHUNK_HUGE_KIND = 2 };
+enum { RSB_CHUNK_PAGES_KIND = 1, RSB_CHUNK_HUGE_KIND = 2, RSB_CHUNK_HUGE_CACHED = 3 };
 #define RSB_CHUNK_MAGIC 0x7273626d616c6c63ull /* "rsbmallc" */
 
 /* Header of a page chunk.  Invariant: pages[0] is never part of a span;
@@ -102,11 +102,18 @@ typedef struct rsb_chunk {
  * of the mapping (all of it usable). */
 typedef struct rsb_huge {
     uint64_t magic;
-    uint32_t kind;               /* RSB_CHUNK_HUGE_KIND */
-    uint32_t _pad;
+    uint32_t kind;               /* RSB_CHUNK_HUGE_KIND, or _CACHED while freed */
+    uint32_t freed_ms;           /* _CACHED: when it was freed */
     size_t map_size;
     size_t offset;
 } rsb_huge;
+
+/* Freed huge mappings kept for reuse, so that a program that allocates and
+ * frees big blocks in a loop does not pay mmap/munmap and page faults each
+ * time.  They stay registered with kind _CACHED (a second free of the old
+ * pointer is still diagnosed) and are unmapped after the purge delay. */
+#define RSB_HUGE_CACHE 8
+#define RSB_HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
 
 /* Free spans are kept in size bins: exact page counts up to 32, then four
  * bins per doubling (so a search that starts one bin up is a good fit). */
@@ -137,8 +144,10 @@ typedef struct rsb_arena {
     size_t large_bytes;          /* bytes in LARGE spans */
     uint64_t purges;
     /* Huge blocks: updated atomically, no lock. */
-    size_t huge_mapped;
+    size_t huge_mapped;          /* includes the huge cache */
     size_t huge_count;
+    rsb_huge *huge_cache[RSB_HUGE_CACHE]; /* arena lock */
+    size_t huge_cached_bytes;
     /* Freestanding: the single region chunk; hosted: NULL. */
     rsb_chunk *region;
 } rsb_arena;

@@ -254,6 +254,7 @@ void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
         rsb_huge_free(a, h);
         return;
     }
+    if (h->kind == RSB_CHUNK_HUGE_CACHED) rsb_fatal_pointer("double free", p);
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
     if (s && s->kind == RSB_SPAN_SLAB) {
@@ -287,6 +288,24 @@ void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
 
 /* --- calloc, memalign, realloc, usable size ------------------------------- */
 
+/* Zero a big reused block: memory past the first OS page is handed back to
+ * the OS (it reads as zero and is faulted in only when touched) instead of
+ * being written, so a sparse calloc does not become resident. */
+static void zero_big(void *p, size_t size) {
+#if !RSB_FREESTANDING
+    if (size >= ((size_t)1 << 20)) {
+        uintptr_t lo = rsb_align_up((uintptr_t)p, rsb_os_page);
+        uintptr_t hi = ((uintptr_t)p + size) & ~(uintptr_t)(rsb_os_page - 1);
+        if (hi > lo && rsb_os_purge((void *)lo, hi - lo)) {
+            rsb_memset(p, 0, lo - (uintptr_t)p);
+            rsb_memset((void *)hi, 0, (uintptr_t)p + size - hi);
+            return;
+        }
+    }
+#endif
+    rsb_memset(p, 0, size);
+}
+
 void *rsb_core_calloc(rsb_arena *a, size_t size) {
     if (likely(size <= RSB_SMALL_MAX)) {
         void *p = rsb_small_alloc(a, rsb_size_class(size));
@@ -295,7 +314,7 @@ void *rsb_core_calloc(rsb_arena *a, size_t size) {
     }
     bool zero;
     void *p = rsb_big_alloc(a, size, 0, &zero);
-    if (p && !zero) rsb_memset(p, 0, size);
+    if (p && !zero) zero_big(p, size);
     return p;
 }
 
@@ -318,7 +337,8 @@ size_t rsb_core_usable_size(rsb_arena *a, const void *p) {
     if (!hdr) rsb_fatal_pointer("usable size of a pointer it never returned", p);
 #if !RSB_FREESTANDING
     rsb_huge *h = (rsb_huge *)hdr;
-    if (h->kind == RSB_CHUNK_HUGE_KIND) return rsb_huge_usable(h);
+    if (h->kind == RSB_CHUNK_HUGE_KIND && (char *)p >= (char *)h + h->offset) return rsb_huge_usable(h) - (size_t)((const char *)p - ((char *)h + h->offset));
+    if (h->kind != RSB_CHUNK_PAGES_KIND) rsb_fatal_pointer("usable size of a pointer it never returned", p);
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
     if (s && s->kind == RSB_SPAN_SLAB) {
@@ -345,6 +365,7 @@ void *rsb_core_realloc(rsb_arena *a, void *p, size_t size) {
         }
         goto move;
     }
+    if (h->kind != RSB_CHUNK_PAGES_KIND) rsb_fatal_pointer("realloc of a pointer it never returned", p);
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
     if (s && s->kind == RSB_SPAN_SLAB) {

@@ -179,3 +179,28 @@ Test(tcache, producer_consumer_stays_bounded) {
     cr_assert_lt(after.mapped, before.mapped + (16u << 20), "mapped grew from %zu to %zu",
                  before.mapped, after.mapped);
 }
+
+/* Huge blocks: a freed mapping is reused by the next request of a similar
+ * size (no syscall per malloc/free pair), calloc of a reused one is zero,
+ * and trim unmaps the cache. */
+Test(tcache, huge_mappings_are_cached_and_zeroed) {
+    size_t n = (size_t)6 << 20;
+    char *p = rsb_malloc(n);
+    cr_assert_not_null(p);
+    memset(p, 0xee, n);
+    rsb_free(p);
+    char *q = rsb_calloc(1, n - 4096);
+    cr_assert_eq(q, p, "the cached mapping is reused");
+    for (size_t i = 0; i < n - 4096; i += 511) cr_assert_eq(q[i], 0, "byte %zu not zero", i);
+    rsb_free(q);
+    rsb_stats_t st;
+    rsb_malloc_trim(0);
+    rsb_stats(&st);
+    char *r = rsb_malloc(n);
+    memset(r, 1, n);
+    rsb_free(r);
+    rsb_malloc_trim(0);
+    rsb_stats_t st2;
+    rsb_stats(&st2);
+    cr_assert_leq(st2.mapped, st.mapped, "trim unmapped the cached huge block");
+}
