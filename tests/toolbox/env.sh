@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# env.sh LIB ENVPROBE: every RSBMALLOC_* variable, valid and malformed.
+set -u
+lib="$1" probe="$2"
+fail=0
+run() { env LD_PRELOAD="$lib" "$@" 2>&1; }
+expect() { # expect NAME PATTERN OUTPUT
+    if grep -qE -- "$2" <<<"$3"; then echo "ok   $1"; else echo "FAIL $1: expected /$2/ in:"; echo "$3" | sed 's/^/     /'; fail=1; fi
+}
+reject() {
+    if grep -qE -- "$2" <<<"$3"; then echo "FAIL $1: unexpected /$2/ in:"; echo "$3" | sed 's/^/     /'; fail=1; else echo "ok   $1"; fi
+}
+
+out=$(RSBMALLOC_STATS=1 run /usr/bin/python3 -c pass)
+expect "STATS=1 prints the report at exit" "rsbmalloc statistics" "$out"
+expect "STATS=1 report has the class table" "class +size +slabs" "$out"
+out=$(RSBMALLOC_STATS=0 run /usr/bin/python3 -c pass)
+reject "STATS=0 prints nothing" "rsbmalloc" "$out"
+out=$(RSBMALLOC_STATS=maybe run true)
+expect "STATS=maybe warns" "rsbmalloc: warning: RSBMALLOC_STATS=maybe" "$out"
+
+out=$(RSBMALLOC_VERBOSE=yes run true)
+expect "VERBOSE=yes reports start-up" "rsbmalloc: ready: [0-9]+ caches" "$out"
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_CACHES=4 run true)
+expect "CACHES=4" "ready: 4 caches" "$out"
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_CACHES=5 run true)
+expect "CACHES=5 rounds up to a power of two" "ready: 8 caches" "$out"
+for bad in 0 abc -3 999999 ""; do
+    out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_CACHES="$bad" run true)
+    expect "CACHES='$bad' warns" "warning: RSBMALLOC_CACHES=$bad: expected" "$out"
+    expect "CACHES='$bad' keeps the default" "ready: [0-9]+ caches" "$out"
+done
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_PURGE_DELAY_MS=-1 run true)
+expect "PURGE_DELAY_MS=-1 means never" "purge delay never" "$out"
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_PURGE_DELAY_MS=0 run true)
+expect "PURGE_DELAY_MS=0" "purge delay 0 ms" "$out"
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_PURGE_DELAY_MS=1s run true)
+expect "PURGE_DELAY_MS=1s warns" "warning: RSBMALLOC_PURGE_DELAY_MS=1s" "$out"
+expect "PURGE_DELAY_MS=1s keeps the default" "purge delay 100 ms" "$out"
+out=$(RSBMALLOC_JUNK=1 run "$probe" junk)
+expect "JUNK=1 fills new and freed blocks" "junk ok" "$out"
+out=$(RSBMALLOC_JUNK=sometimes run true)
+expect "JUNK=sometimes warns" "warning: RSBMALLOC_JUNK=sometimes" "$out"
+out=$(RSBMALLOC_BOGUS=1 run true)
+expect "unknown RSBMALLOC_ name warns" "warning: RSBMALLOC_BOGUS=1: unknown rsbmalloc option" "$out"
+
+# Purge delay in effect: 64 MiB of freed page runs leave RSS right away with
+# delay 0, after the delay with the default, never with -1.
+rss() { sed -E 's/.*full ([0-9]+) freed ([0-9]+) later ([0-9]+).*/\1 \2 \3/' <<<"$1"; }
+read -r full freed later < <(rss "$(RSBMALLOC_PURGE_DELAY_MS=0 run "$probe" purge)")
+if [ "$freed" -lt $((full - 50000)) ]; then echo "ok   delay 0 purges at free ($full -> $freed KiB)"; else echo "FAIL delay 0: $full -> $freed KiB"; fail=1; fi
+read -r full freed later < <(rss "$(run "$probe" purge)")
+if [ "$later" -lt $((full - 50000)) ]; then echo "ok   default delay purges later ($full -> $freed -> $later KiB)"; else echo "FAIL default delay: $full -> $freed -> $later KiB"; fail=1; fi
+read -r full freed later < <(rss "$(RSBMALLOC_PURGE_DELAY_MS=-1 run "$probe" purge)")
+if [ "$later" -gt $((full - 20000)) ]; then echo "ok   delay -1 never purges ($full -> $later KiB)"; else echo "FAIL delay -1: $full -> $later KiB"; fail=1; fi
+exit $fail
