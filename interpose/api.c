@@ -60,7 +60,7 @@ RSB_API void *rsb_malloc(size_t size) {
             rsb_span *s = c->bins[cls].cur;
             void **b = (void **)s->u.s.free;
             if (unlikely(b == NULL)) return malloc_refill(c, cls);
-            s->u.s.free = b[0];
+            s->u.s.free = rsb_link_get(a, s, b);
             s->u.s.used++;
             rsb_lock_release(&c->lock);
             b[1] = NULL;

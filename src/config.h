@@ -13,6 +13,10 @@
  *   RSB_CHUNK_SHIFT  log2 of a hosted chunk: an aligned mmap reservation
  *                    whose first page holds the page descriptors of the rest.
  *   RSB_FREESTANDING 1 for the no-libc region build (librsbmalloc_heap.a).
+ *   RSB_HARDEN       1: free-list links are encoded with a secret and
+ *                       checked on every allocation (see tcache.h).  The
+ *                       double-free marker and the ownership check of
+ *                       freed pointers are always on.
  *   RSB_VALGRIND     1: tell memcheck about blocks via client requests.
  *   RSB_FAULT_INJECTION 1: test builds may make the OS layer fail on demand.
  *   RSB_OVERRIDE     1 while compiling interpose/api.c for librsbmalloc:
@@ -32,6 +36,9 @@
 #endif
 #ifndef RSB_FREESTANDING
 #define RSB_FREESTANDING 0
+#endif
+#ifndef RSB_HARDEN
+#define RSB_HARDEN 0
 #endif
 #ifndef RSB_VALGRIND
 #define RSB_VALGRIND 0

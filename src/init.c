@@ -43,6 +43,7 @@ void rsb_init(void) {
     if (!caches) rsb_fatal("cannot map its own metadata at start-up");
     rsb_caches_init(a, caches, n);
     a->key = rsb_os_random();
+    a->link_key = rsb_os_random() * 0xd6e8feb86659fd93ull;
     a->purge_delay_ms = rsb_opt.purge_delay_ms;
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&a->fast, !rsb_opt.junk, __ATOMIC_RELEASE);

@@ -129,6 +129,7 @@ typedef struct rsb_arena {
     uint32_t ready;              /* 1 once init has finished */
     uint32_t fast;               /* ready and no option needs the generic path */
     uint64_t key;                /* random: double-free marker = key ^ address */
+    uint64_t link_key;           /* random: RSB_HARDEN free-list link encoding */
 
     /* Everything below: protected by `lock`. */
     rsb_lock lock __attribute__((aligned(RSB_CACHELINE)));

@@ -46,8 +46,8 @@ static inline bool slab_exhausted(const rsb_span *s) {
 /* Put block b back on slab s.  Owner lock held.  Returns true when s became
  * empty and left its bin: the caller gives it back to the page allocator
  * after dropping the lock. */
-static bool slab_put(rsb_cache *c, rsb_span *s, void **b) {
-    b[0] = s->u.s.free;
+static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
+    rsb_link_set(a, b, s->u.s.free);
     s->u.s.free = b;
     s->u.s.used--;
     if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
@@ -83,7 +83,7 @@ static rsb_span *drain_remote(rsb_arena *a, rsb_cache *c) {
     while (b) {
         void **next = (void **)b[0];
         rsb_span *s = rsb_span_of((rsb_chunk *)rsb_header_of(a, b), b);
-        if (slab_put(c, s, b)) {
+        if (slab_put(a, c, s, b)) {
             s->next = empty;
             empty = s;
         }
@@ -104,7 +104,7 @@ void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b) {
 /* The owner cache's lock was busy: wait for it, then free as usual. */
 void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
     rsb_lock_slow(&c->lock);
-    bool release = slab_put(c, s, b);
+    bool release = slab_put(a, c, s, b);
     rsb_lock_release(&c->lock);
     if (release) release_spans(a, (s->next = NULL, s));
 }
@@ -129,14 +129,15 @@ void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s) {
 
 /* Hand out up to one OS page worth of never-used blocks: only touched memory
  * becomes resident, and a fresh slab costs no more than it is used. */
-static void carve(rsb_span *s) {
+static void carve(rsb_arena *a, rsb_span *s) {
     uint32_t block = s->u.s.block;
     uint32_t n = s->u.s.capacity - s->u.s.bump;
     uint32_t batch = block >= 4096 ? 1 : 4096 / block;
     if (n > batch) n = batch;
     char *p = s->start + (size_t)s->u.s.bump * block;
-    for (uint32_t i = 0; i + 1 < n; i++) *(void **)(p + (size_t)i * block) = p + (size_t)(i + 1) * block;
-    *(void **)(p + (size_t)(n - 1) * block) = s->u.s.free;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        rsb_link_set(a, (void **)(p + (size_t)i * block), p + (size_t)(i + 1) * block);
+    rsb_link_set(a, (void **)(p + (size_t)(n - 1) * block), s->u.s.free);
     s->u.s.free = p;
     s->u.s.bump += n;
 }
@@ -167,7 +168,7 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
         s = bin->cur;
         if (s->u.s.free) break;
         if (s->u.s.bump < s->u.s.capacity) {
-            carve(s);
+            carve(a, s);
             break;
         }
         if (!drained && __atomic_load_n(&c->remote, __ATOMIC_RELAXED)) {
@@ -212,7 +213,7 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
         }
     }
     void **b = (void **)s->u.s.free;
-    s->u.s.free = b[0];
+    s->u.s.free = rsb_link_get(a, s, b);
     s->u.s.used++;
     c->nmalloc++;
     rsb_lock_release(&c->lock);
@@ -270,7 +271,7 @@ void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
             return;
         }
         rsb_lock_acquire(&c->lock);
-        bool release = slab_put(c, s, b);
+        bool release = slab_put(a, c, s, b);
         rsb_lock_release(&c->lock);
         if (release) release_spans(a, (s->next = NULL, s));
         return;
@@ -442,7 +443,6 @@ bool rsb_core_trim(rsb_arena *a) {
 
 /* Invariants of one cache (tests, RSB_DEBUG >= 2).  Cache lock held. */
 void rsb_cache_check(rsb_arena *a, rsb_cache *c) {
-    (void)a;
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
         if (!bin->cur) rsb_assert_fail("bin cur is NULL", __FILE__, __LINE__);
@@ -452,7 +452,7 @@ void rsb_cache_check(rsb_arena *a, rsb_cache *c) {
                 !(s->flags & RSB_SF_IN_BIN))
                 rsb_assert_fail("slab in wrong bin", __FILE__, __LINE__);
             uint32_t nfree = 0;
-            for (void **b = (void **)s->u.s.free; b; b = (void **)b[0]) {
+            for (void **b = (void **)s->u.s.free; b; b = (void **)rsb_link_get(a, s, b)) {
                 uintptr_t off = (uintptr_t)b - (uintptr_t)s->start;
                 if (off % s->u.s.block || off / s->u.s.block >= s->u.s.bump)
                     rsb_assert_fail("free block outside carved area", __FILE__, __LINE__);

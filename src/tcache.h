@@ -69,6 +69,33 @@ RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {
     return &a->caches[(h >> 56) & (a->ncaches - 1)];
 }
 
+/* Free-list links.  A free block's first word links to the next free block
+ * of its slab.  With RSB_HARDEN the link is stored XOR-ed with a secret and
+ * the block's own address, and every link read is checked to land inside the
+ * same slab: a use-after-free write into a free block is then reported at the
+ * next allocation instead of steering malloc to an arbitrary address. */
+#if RSB_HARDEN
+RSB_INLINE void rsb_link_set(const rsb_arena *a, void **b, void *next) {
+    b[0] = (void *)((uintptr_t)next ^ a->link_key ^ (uintptr_t)b);
+}
+RSB_INLINE void *rsb_link_get(const rsb_arena *a, const rsb_span *s, void **b) {
+    uintptr_t n = (uintptr_t)b[0] ^ a->link_key ^ (uintptr_t)b;
+    if (unlikely(n && n - (uintptr_t)s->start >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT)))
+        rsb_fatal_pointer("free list corrupted (write to a freed block?) at", b);
+    return (void *)n;
+}
+#else
+RSB_INLINE void rsb_link_set(const rsb_arena *a, void **b, void *next) {
+    (void)a;
+    b[0] = next;
+}
+RSB_INLINE void *rsb_link_get(const rsb_arena *a, const rsb_span *s, void **b) {
+    (void)a;
+    (void)s;
+    return b[0];
+}
+#endif
+
 /* Core entry points: no errno, no argument policy (interpose/api.c). */
 void *rsb_core_calloc(rsb_arena *a, size_t size);
 void *rsb_core_memalign(rsb_arena *a, size_t align, size_t size);
@@ -99,7 +126,7 @@ RSB_INLINE void *rsb_small_alloc(rsb_arena *a, unsigned cls) {
     rsb_span *s = c->bins[cls].cur;
     void **b = (void **)s->u.s.free;
     if (unlikely(b == NULL)) return rsb_small_alloc_slow(a, c, cls);
-    s->u.s.free = b[0];
+    s->u.s.free = rsb_link_get(a, s, b);
     s->u.s.used++;
     rsb_lock_release(&c->lock);
     b[1] = NULL;
@@ -135,7 +162,7 @@ RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
     rsb_cache *c = rsb_cache_of_thread(a);
     if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
     if (unlikely(!rsb_lock_try(&c->lock))) { rsb_local_free_contended(a, c, s, b); return; }
-    b[0] = s->u.s.free;
+    rsb_link_set(a, b, s->u.s.free);
     s->u.s.free = b;
     uint32_t used = --s->u.s.used;
     if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
