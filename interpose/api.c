@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "init.h"
+#include "magazine.h"
 #include "options.h"
 #include "rsbmalloc.h"
 #include "stats.h"
@@ -27,19 +28,18 @@ static inline void junk_new(void *p, size_t size) {
     if (unlikely(rsb_opt.junk) && p) memset(p, JUNK_ALLOC, size);
 }
 
-/* Everything but the fast path: initialisation, big sizes, empty bins,
- * junk filling, contended locks. */
+/* Everything but the fast path: initialisation, empty magazines, big
+ * sizes, junk filling. */
 static RSB_NOINLINE void *malloc_generic(size_t size) {
     rsb_arena *a = rsb_arena_get();
-    void *p = rsb_core_malloc(a, size);
+    void *p;
+    if (size <= RSB_CLASS_LUT_MAX && likely(!rsb_opt.junk))
+        p = rsb_mag_refill(a, &rsb_mag_tls, rsb_class_lut[(size + 15) >> 4]);
+    else
+        p = rsb_core_malloc(a, size);
     if (unlikely(!p)) return nomem();
     junk_new(p, size);
     return p;
-}
-
-static RSB_NOINLINE void *malloc_refill(rsb_cache *c, unsigned cls) {
-    void *p = rsb_small_alloc_slow(&rsb_global, c, cls);
-    return likely(p != NULL) ? p : nomem();
 }
 
 static RSB_NOINLINE void free_generic(void *p) {
@@ -49,39 +49,50 @@ static RSB_NOINLINE void free_generic(void *p) {
     rsb_core_free(a, p);
 }
 
-/* The hot path (see src/tcache.h for the budget): one flag, a table lookup,
- * the thread hash, an uncontended lock, a pop.  Anything else is a tail call. */
+/* The hot paths (budget: no lock, no atomic, no loop): malloc pops from the
+ * thread's magazine; free checks the pointer and pushes it on the magazine
+ * when the thread's cache owns the slab.  Everything else is out of line. */
 RSB_API void *rsb_malloc(size_t size) {
-    rsb_arena *a = &rsb_global;
-    if (likely(__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) && size <= RSB_CLASS_LUT_MAX)) {
-        unsigned cls = rsb_class_lut[(size + 15) >> 4];
-        rsb_cache *c = rsb_cache_of_thread(a);
-        if (likely(!__atomic_exchange_n(&c->lock.locked, 1, __ATOMIC_ACQUIRE))) {
-            rsb_span *s = c->bins[cls].cur;
-            void **b = (void **)s->u.s.free;
-            if (unlikely(b == NULL)) return malloc_refill(c, cls);
-            s->u.s.free = rsb_link_get(a, s, b);
-            s->u.s.used++;
-            rsb_lock_release(&c->lock);
-            b[1] = NULL;
-            return b;
-        }
+    if (likely(size <= RSB_CLASS_LUT_MAX)) {
+        void *p = rsb_mag_pop(&rsb_global, &rsb_mag_tls, rsb_class_lut[(size + 15) >> 4]);
+        if (likely(p != NULL)) return p;
     }
     return malloc_generic(size);
 }
 
 RSB_API void rsb_free(void *p) {
     rsb_arena *a = &rsb_global;
-    if (likely(__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))) {
-        rsb_core_free(a, p);
+    if (unlikely(!__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))) {
+        free_generic(p);
         return;
     }
-    free_generic(p);
+    rsb_span *s = rsb_free_begin(a, p);
+    if (unlikely(s == NULL)) return;
+    rsb_mag *m = &rsb_mag_tls;
+    void **b = (void **)p;
+    if (likely(s->owner + 1u == m->cache1)) {
+        unsigned cls = s->cls;
+        if (likely(cls < RSB_MAG_CLASSES)) {
+            rsb_mag_link_set(a, b, m->head[cls]);
+            m->head[cls] = b;
+            if (unlikely(++m->count[cls] > rsb_mag_cap[cls])) rsb_mag_flush(a, m, cls);
+            return;
+        }
+        rsb_free_to_cache(a, &a->caches[m->cache1 - 1], s, b);
+        return;
+    }
+    rsb_free_to_cache(a, rsb_cache_of_thread(a), s, b);
 }
 
 RSB_API void *rsb_calloc(size_t n, size_t size) {
     size_t total;
     if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
+    if (likely(total <= RSB_CLASS_LUT_MAX)) {
+        void *p = rsb_mag_pop(&rsb_global, &rsb_mag_tls, rsb_class_lut[(total + 15) >> 4]);
+        if (!p) p = malloc_generic(total);
+        if (likely(p != NULL)) memset(p, 0, total);
+        return p;
+    }
     void *p = rsb_core_calloc(rsb_arena_get(), total);
     return likely(p != NULL) ? p : nomem();
 }
@@ -167,7 +178,9 @@ RSB_API size_t rsb_malloc_usable_size(const void *p) {
 
 RSB_API int rsb_malloc_trim(size_t pad) {
     (void)pad;
-    return rsb_core_trim(rsb_arena_get()) ? 1 : 0;
+    rsb_arena *a = rsb_arena_get();
+    rsb_mag_drain(a, &rsb_mag_tls, false);
+    return rsb_core_trim(a) ? 1 : 0;
 }
 
 RSB_API void rsb_stats(rsb_stats_t *out) { rsb_stats_collect(rsb_arena_get(), out, NULL); }

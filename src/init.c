@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 
+#include "magazine.h"
 #include "options.h"
 #include "os.h"
 #include "stats.h"
@@ -18,6 +19,16 @@
 rsb_arena rsb_global;
 static int init_state; /* 0 not started, 1 running, 2 done */
 static bool options_loaded; /* false if init ran before libc set environ */
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+
+/* Thread exit: give the magazine back; frees that come later from this
+ * thread (glibc frees after the destructors) go straight to the caches. */
+static void thread_exit(void *m) { rsb_mag_drain(&rsb_global, (rsb_mag *)m, true); }
+
+bool rsb_thread_register(rsb_mag *m) {
+    return thread_key_ok && pthread_setspecific(thread_key, m) == 0;
+}
 
 size_t rsb_os_page_size_from_system(void);
 
@@ -42,6 +53,9 @@ void rsb_init(void) {
     rsb_cache *caches = rsb_os_map(rsb_align_up(n * sizeof(rsb_cache), rsb_os_page), rsb_os_page, 0);
     if (!caches) rsb_fatal("cannot map its own metadata at start-up");
     rsb_caches_init(a, caches, n);
+    rsb_mag_init();
+    /* glibc's pthread_key_create takes a slot in a static table: no malloc. */
+    thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
     a->key = rsb_os_random();
     a->link_key = rsb_os_random() * 0xd6e8feb86659fd93ull;
     a->purge_delay_ms = rsb_opt.purge_delay_ms;

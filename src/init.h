@@ -15,6 +15,11 @@ RSB_INLINE rsb_arena *rsb_arena_get(void) {
     return a;
 }
 
+/* Ask for a destructor call at this thread's exit (flushes its magazine).
+ * False if no pthread key could be had. */
+struct rsb_mag;
+bool rsb_thread_register(struct rsb_mag *m);
+
 /* Lock / unlock everything, caches first, then the arena (fork, stats). */
 void rsb_lock_all(rsb_arena *a);
 void rsb_unlock_all(rsb_arena *a);

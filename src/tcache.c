@@ -222,6 +222,53 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
     return b;
 }
 
+void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
+    rsb_lock_acquire(&c->lock);
+    rsb_span *s = c->bins[cls].cur;
+    void *list = NULL;
+    unsigned k = 0;
+    while (k < n) {
+        void **b = (void **)s->u.s.free;
+        if (!b) {
+            if (s->u.s.bump == s->u.s.capacity) break;
+            carve(a, s);
+            continue;
+        }
+        s->u.s.free = rsb_link_get(a, s, b);
+        s->u.s.used++;
+        rsb_mag_link_set(a, b, list);
+        list = b;
+        k++;
+    }
+    if (k == 0) { /* the bin needs its slow path: let it find one block */
+        void **b = (void **)rsb_small_alloc_slow(a, c, cls);
+        if (!b) return NULL;
+        rsb_mag_link_set(a, b, NULL);
+        *got = 1;
+        return b;
+    }
+    c->nmalloc += k;
+    rsb_lock_release(&c->lock);
+    *got = k;
+    return list;
+}
+
+void rsb_small_put_batch(rsb_arena *a, rsb_cache *c, void *list, unsigned cls) {
+    rsb_span *release = NULL;
+    rsb_lock_acquire(&c->lock);
+    for (void **b = (void **)list; b;) {
+        void **next = (void **)rsb_mag_link_get(a, b, cls);
+        rsb_span *s = rsb_span_guess((rsb_chunk *)rsb_header_of(a, b), b);
+        if (slab_put(a, c, s, b)) {
+            s->next = release;
+            release = s;
+        }
+        b = next;
+    }
+    rsb_lock_release(&c->lock);
+    release_spans(a, release);
+}
+
 /* --- page runs and huge blocks ------------------------------------------- */
 
 static void *large_alloc(rsb_arena *a, size_t size, bool *zero) {

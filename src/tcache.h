@@ -96,6 +96,44 @@ RSB_INLINE void *rsb_link_get(const rsb_arena *a, const rsb_span *s, void **b) {
 }
 #endif
 
+/* Links of a batch of blocks moving between a cache and a magazine: plain,
+ * or, when hardened, encoded and checked to name a block start in a live
+ * slab of the expected class (a magazine mixes slabs, so the slab range
+ * check of rsb_link_get does not apply). */
+#if RSB_HARDEN
+RSB_INLINE void rsb_mag_link_set(const rsb_arena *a, void **b, void *next) {
+    b[0] = (void *)((uintptr_t)next ^ a->link_key ^ (uintptr_t)b);
+}
+RSB_INLINE void *rsb_mag_link_get(const rsb_arena *a, void **b, unsigned cls) {
+    uintptr_t n = (uintptr_t)b[0] ^ a->link_key ^ (uintptr_t)b;
+    if (n) {
+        rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, (void *)n);
+        rsb_span *s = ch && ch->kind == RSB_CHUNK_PAGES_KIND ? rsb_span_guess(ch, (void *)n) : NULL;
+        uintptr_t off = s ? n - (uintptr_t)s->start : 0;
+        if (!s || s->kind != RSB_SPAN_SLAB || s->cls != cls ||
+            off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT) || off % s->u.s.block)
+            rsb_fatal_pointer("free list corrupted (write to a freed block?) at", b);
+    }
+    return (void *)n;
+}
+#else
+RSB_INLINE void rsb_mag_link_set(const rsb_arena *a, void **b, void *next) {
+    (void)a;
+    b[0] = next;
+}
+RSB_INLINE void *rsb_mag_link_get(const rsb_arena *a, void **b, unsigned cls) {
+    (void)a;
+    (void)cls;
+    return b[0];
+}
+#endif
+
+/* Take up to n blocks of class cls from cache c in one lock (at least one
+ * unless out of memory), linked with rsb_mag_link_*; *got is the count. */
+void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got);
+/* Give back a list of blocks owned by cache c, in one lock. */
+void rsb_small_put_batch(rsb_arena *a, rsb_cache *c, void *list, unsigned cls);
+
 /* Core entry points: no errno, no argument policy (interpose/api.c). */
 void *rsb_core_calloc(rsb_arena *a, size_t size);
 void *rsb_core_memalign(rsb_arena *a, size_t align, size_t size);
@@ -139,27 +177,28 @@ RSB_INLINE void *rsb_core_malloc(rsb_arena *a, size_t size) {
     return rsb_big_alloc(a, size, 0, &zero);
 }
 
-/* free: find the span from the address, check the pointer is a block start
- * that is not already free, then give it back to its owner cache.  Every
- * call out of here is a tail call, so the fast path saves no registers. */
-RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
+/* free, first half: find the span from the address and check that p is the
+ * start of a block that is not already free; write the double-free marker.
+ * Returns NULL when p took the slow path (which has finished the free). */
+RSB_INLINE rsb_span *rsb_free_begin(rsb_arena *a, void *p) {
     rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, p);
-    if (unlikely(!ch || ch->kind != RSB_CHUNK_PAGES_KIND)) { rsb_free_slow(a, ch, p); return; }
+    if (unlikely(!ch || ch->kind != RSB_CHUNK_PAGES_KIND)) goto slow;
     rsb_span *s = rsb_span_guess(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
-        rsb_free_slow(a, ch, p);
-        return;
-    }
-    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off)) {
-        rsb_free_slow(a, ch, p);
-        return;
-    }
-    void **b = (void **)p;
+    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) goto slow;
+    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off)) goto slow;
     uintptr_t mark = a->key ^ (uintptr_t)p;
-    if (unlikely((uintptr_t)b[1] == mark)) { rsb_free_slow(a, ch, p); return; }
-    b[1] = (void *)mark;
-    rsb_cache *c = rsb_cache_of_thread(a);
+    if (unlikely((uintptr_t)((void **)p)[1] == mark)) goto slow;
+    ((void **)p)[1] = (void *)mark;
+    return s;
+slow:
+    rsb_free_slow(a, ch, p);
+    return NULL;
+}
+
+/* free, second half: back to the owner cache c (the thread's own cache) or,
+ * if another cache owns the slab, onto that cache's remote stack. */
+RSB_INLINE void rsb_free_to_cache(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
     if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
     if (unlikely(!rsb_lock_try(&c->lock))) { rsb_local_free_contended(a, c, s, b); return; }
     rsb_link_set(a, b, s->u.s.free);
@@ -170,6 +209,11 @@ RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
         return;
     }
     rsb_lock_release(&c->lock);
+}
+
+RSB_INLINE void rsb_core_free(rsb_arena *a, void *p) {
+    rsb_span *s = rsb_free_begin(a, p);
+    if (likely(s != NULL)) rsb_free_to_cache(a, rsb_cache_of_thread(a), s, (void **)p);
 }
 
 #endif

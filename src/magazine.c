@@ -1,0 +1,63 @@
+/* Magazines: see magazine.h. */
+#include "magazine.h"
+
+#include "init.h"
+
+__thread rsb_mag rsb_mag_tls;
+uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
+
+/* About 2 KiB per class, between 4 and 32 blocks: at most ~40 KiB per
+ * thread, usually far less. */
+void rsb_mag_init(void) {
+    for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
+        unsigned cap = 2048 / rsb_class_size[c];
+        rsb_mag_cap[c] = (uint8_t)(cap < 4 ? 4 : cap > 32 ? 32 : cap);
+    }
+}
+
+void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
+    if (unlikely(m->state != RSB_MAG_ON)) {
+        if (m->state != RSB_MAG_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))
+            return rsb_small_alloc(a, cls); /* off, or being set up: plain path */
+        m->state = RSB_MAG_SETUP;
+        if (!rsb_thread_register(m)) { /* no destructor: never hold blocks */
+            m->state = RSB_MAG_DEAD;
+            return rsb_small_alloc(a, cls);
+        }
+        m->cache1 = rsb_cache_of_thread(a)->index + 1;
+        m->state = RSB_MAG_ON;
+    }
+    unsigned got;
+    void **b = rsb_small_take_batch(a, &a->caches[m->cache1 - 1], cls, (rsb_mag_cap[cls] + 1u) / 2, &got);
+    if (!b) return NULL;
+    m->head[cls] = rsb_mag_link_get(a, b, cls);
+    m->count[cls] = (uint8_t)(got - 1);
+    b[1] = NULL;
+    return b;
+}
+
+void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
+    unsigned keep = rsb_mag_cap[cls] / 2u;
+    void **b = (void **)m->head[cls];
+    for (unsigned i = 1; i < keep; i++) b = (void **)rsb_mag_link_get(a, b, cls);
+    void *rest = rsb_mag_link_get(a, b, cls);
+    rsb_mag_link_set(a, b, NULL);
+    m->count[cls] = (uint8_t)keep;
+    rsb_small_put_batch(a, &a->caches[m->cache1 - 1], rest, cls);
+}
+
+void rsb_mag_drain(rsb_arena *a, rsb_mag *m, bool turn_off) {
+    if (m->cache1) {
+        for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
+            if (!m->head[c]) continue;
+            void *list = m->head[c];
+            m->head[c] = NULL;
+            m->count[c] = 0;
+            rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, c);
+        }
+    }
+    if (turn_off) {
+        m->cache1 = 0;
+        m->state = RSB_MAG_DEAD;
+    }
+}

@@ -1,0 +1,60 @@
+/*
+ * Magazines (hosted only): a few free blocks per small class held by each
+ * thread in front of its hashed cache, so that most malloc/free pairs take
+ * no lock and no atomic instruction.  Blocks move between a magazine and the
+ * thread's cache in batches, under the cache's spinlock: one lock per batch
+ * instead of one per block.
+ *
+ * Invariants
+ *   - Blocks in a magazine belong to slabs owned by the cache cache1 - 1,
+ *     count as used in their slab, and carry the double-free marker.
+ *   - count[cls] is the length of the list head[cls]; it never exceeds
+ *     rsb_mag_cap[cls] + 1 (a free that reaches cap + 1 flushes).
+ *   - cache1 == 0 (magazine off: not set up yet, set-up in progress, thread
+ *     exiting, or junk filling on) implies every list is empty.
+ *
+ * TLS: compiled with the TLS-descriptor dialect where the compiler supports
+ * it, so a dlopen'ed copy allocates its TLS dynamically instead of taking
+ * scarce static TLS (pitfall: "cannot allocate memory in static TLS block").
+ * At thread exit a pthread key destructor flushes the magazine and turns it
+ * off; later frees from that thread (glibc frees after the destructors) go
+ * straight to the caches.
+ */
+#ifndef RSB_MAGAZINE_H
+#define RSB_MAGAZINE_H
+
+#include "tcache.h"
+
+#define RSB_MAG_CLASSES RSB_LUT_CLASSES
+enum { RSB_MAG_NEW = 0, RSB_MAG_SETUP, RSB_MAG_ON, RSB_MAG_DEAD };
+
+typedef struct rsb_mag {
+    void *head[RSB_MAG_CLASSES];
+    uint8_t count[RSB_MAG_CLASSES];
+    uint8_t state;
+    uint32_t cache1; /* 1 + index of this thread's cache, 0 when off */
+} rsb_mag;
+
+extern __thread rsb_mag rsb_mag_tls;
+extern uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
+
+/* Pop a block of class cls (< RSB_MAG_CLASSES) or NULL. */
+RSB_INLINE void *rsb_mag_pop(const rsb_arena *a, rsb_mag *m, unsigned cls) {
+    void **b = (void **)m->head[cls];
+    if (unlikely(b == NULL)) return NULL;
+    m->head[cls] = rsb_mag_link_get(a, b, cls);
+    m->count[cls]--;
+    b[1] = NULL;
+    return b;
+}
+
+/* Malloc of a magazine class when the magazine is empty: set the magazine
+ * up if needed and refill it with a batch.  NULL if out of memory. */
+void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls);
+/* The magazine of cls went over its cap: give the older half back. */
+void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls);
+/* Give every block back and turn the magazine off (thread exit, trim). */
+void rsb_mag_drain(rsb_arena *a, rsb_mag *m, bool turn_off);
+void rsb_mag_init(void);
+
+#endif
