@@ -68,7 +68,7 @@ RSB_API void rsb_free(void *p) {
     }
     rsb_span *s = rsb_free_begin(a, p);
     if (unlikely(s == NULL)) return;
-    rsb_mag *m = &rsb_mag_tls;
+    rsb_mag *m = rsb_mag_self();
     void **b = (void **)p;
     if (likely(s->owner + 1u == m->cache1)) {
         unsigned cls = s->cls;

@@ -36,6 +36,15 @@ typedef struct rsb_mag {
 } rsb_mag;
 
 extern __thread rsb_mag rsb_mag_tls;
+
+/* The calling thread's magazine, as a plain pointer: the empty asm makes the
+ * compiler materialise the address once, instead of repeating the TLS
+ * descriptor call for each access. */
+RSB_INLINE rsb_mag *rsb_mag_self(void) {
+    rsb_mag *m = &rsb_mag_tls;
+    __asm__("" : "+r"(m));
+    return m;
+}
 extern uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
 
 /* Pop a block of class cls (< RSB_MAG_CLASSES) or NULL. */
