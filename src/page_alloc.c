@@ -186,6 +186,24 @@ static unsigned huge_cache_expire(rsb_arena *a, bool all, uint32_t now, rsb_huge
 static void huge_unmap(rsb_arena *a, rsb_huge *h);
 #endif
 
+/* Dirty pages kept for reuse are bounded: beyond max(8 MiB, 1/8 of what is
+ * mapped) the oldest go back to the OS at once, whatever the delay, so a
+ * program that frees most of its peak and then goes quiet (no allocator
+ * activity to trigger the delayed purge) does not keep it all resident. */
+#define RSB_DIRTY_FLOOR ((size_t)8 << 20)
+
+static void purge_over_cap(rsb_arena *a) {
+    size_t cap = a->mapped / 8 > RSB_DIRTY_FLOOR ? a->mapped / 8 : RSB_DIRTY_FLOOR;
+    if (a->purge_delay_ms < 0 || a->dirty_bytes <= cap) return;
+    while (a->dirty_head && a->dirty_bytes > cap / 2) {
+        rsb_span *s = a->dirty_head;
+        dirty_remove(a, s);
+        s->flags &= (uint8_t)~RSB_SF_DIRTY;
+        if (rsb_os_page <= RSB_PAGE_SIZE) rsb_os_purge(s->start, (size_t)s->npages << RSB_PAGE_SHIFT);
+        a->purges++;
+    }
+}
+
 static inline void maybe_purge(rsb_arena *a) {
     if (a->purge_delay_ms >= 0 && (a->dirty_head || a->huge_cached_bytes) &&
         rsb_os_now_ms() >= a->next_purge_ms)
@@ -286,6 +304,7 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s) {
     if (a->purge_delay_ms >= 0 && a->next_purge_ms == UINT64_MAX)
         a->next_purge_ms = rsb_os_now_ms() + (uint64_t)a->purge_delay_ms;
     maybe_purge(a);
+    purge_over_cap(a);
 }
 
 bool rsb_pages_purge(rsb_arena *a, bool all) {
