@@ -82,6 +82,13 @@ static int bin_find(const rsb_arena *a, unsigned from) {
 
 /* --- dirty list (purge order) -------------------------------------------- */
 
+#if RSB_FREESTANDING
+/* No OS to give pages back to: free spans keep RSB_SF_DIRTY (their memory is
+ * not known to be zero) but there is no dirty list. */
+static inline void dirty_append(rsb_arena *a, rsb_span *s) { (void)a, (void)s; }
+static inline void dirty_remove(rsb_arena *a, rsb_span *s) { (void)a, (void)s; }
+static inline void dirty_replace(rsb_arena *a, rsb_span *s, rsb_span *r) { (void)a, (void)s, (void)r; }
+#else
 static void dirty_append(rsb_arena *a, rsb_span *s) {
     s->u.f.dnext = NULL;
     s->u.f.dprev = a->dirty_tail;
@@ -119,6 +126,7 @@ static void dirty_replace(rsb_arena *a, rsb_span *s, rsb_span *r) {
         a->dirty_tail = r;
     a->dirty_bytes -= (size_t)(s->npages - r->npages) << RSB_PAGE_SHIFT;
 }
+#endif
 
 /* --- spans --------------------------------------------------------------- */
 
@@ -155,7 +163,14 @@ static void chunk_add(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages, u
     bin_insert(a, s);
 }
 
-#if !RSB_FREESTANDING
+#if RSB_FREESTANDING
+void rsb_pages_add_region(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages) {
+    chunk_add(a, c, base, npages, 0);
+    c->pages[0].flags = RSB_SF_DIRTY; /* the caller's memory is not zeroed */
+    a->region = c;
+    a->mapped = (size_t)npages << RSB_PAGE_SHIFT;
+}
+#else
 static rsb_chunk *chunk_new(rsb_arena *a) {
     char *base = rsb_os_map(RSB_CHUNK_SIZE, RSB_CHUNK_SIZE, 0);
     if (!base) return NULL;
@@ -186,14 +201,14 @@ static unsigned huge_cache_expire(rsb_arena *a, bool all, uint32_t now, rsb_huge
 static void huge_unmap(rsb_arena *a, rsb_huge *h);
 #endif
 
-/* Dirty pages kept for reuse are bounded: beyond max(8 MiB, 1/8 of what is
+/* Dirty pages kept for reuse are bounded: beyond max(32 MiB, 1/4 of what is
  * mapped) the oldest go back to the OS at once, whatever the delay, so a
  * program that frees most of its peak and then goes quiet (no allocator
  * activity to trigger the delayed purge) does not keep it all resident. */
-#define RSB_DIRTY_FLOOR ((size_t)8 << 20)
+#define RSB_DIRTY_FLOOR ((size_t)32 << 20)
 
 static void purge_over_cap(rsb_arena *a) {
-    size_t cap = a->mapped / 8 > RSB_DIRTY_FLOOR ? a->mapped / 8 : RSB_DIRTY_FLOOR;
+    size_t cap = a->mapped / 4 > RSB_DIRTY_FLOOR ? a->mapped / 4 : RSB_DIRTY_FLOOR;
     if (a->purge_delay_ms < 0 || a->dirty_bytes <= cap) return;
     while (a->dirty_head && a->dirty_bytes > cap / 2) {
         rsb_span *s = a->dirty_head;
@@ -501,6 +516,7 @@ void *rsb_huge_realloc(rsb_arena *a, rsb_huge *h, size_t size) {
 /* --- self-check ------------------------------------------------------------ */
 
 void rsb_pages_check(rsb_arena *a) {
+#if !RSB_FREESTANDING
     size_t dirty = 0;
     for (rsb_span *s = a->dirty_head; s; s = s->u.f.dnext) {
         if (s->kind != RSB_SPAN_FREE || !(s->flags & RSB_SF_DIRTY))
@@ -508,6 +524,7 @@ void rsb_pages_check(rsb_arena *a) {
         dirty += (size_t)s->npages << RSB_PAGE_SHIFT;
     }
     if (dirty != a->dirty_bytes) rsb_assert_fail("dirty_bytes mismatch", __FILE__, __LINE__);
+#endif
     for (rsb_chunk *c = a->chunks; c; c = c->next) {
         uint32_t i = c->first_page, used = 0;
         bool prev_free = false;
