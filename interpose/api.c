@@ -33,9 +33,12 @@ static inline void junk_new(void *p, size_t size) {
 static RSB_NOINLINE void *malloc_generic(size_t size) {
     rsb_arena *a = rsb_arena_get();
     void *p;
-    if (size <= RSB_CLASS_LUT_MAX && likely(!rsb_opt.junk))
-        p = rsb_mag_refill(a, &rsb_mag_tls, rsb_class_lut[(size + 15) >> 4]);
-    else
+    if (size <= RSB_MAG_MAX && likely(!rsb_opt.junk)) {
+        unsigned cls = rsb_size_class(size);
+        rsb_mag *m = rsb_mag_self();
+        p = rsb_mag_pop(a, m, cls);
+        if (!p) p = rsb_mag_refill(a, m, cls);
+    } else
         p = rsb_core_malloc(a, size);
     if (unlikely(!p)) return nomem();
     junk_new(p, size);

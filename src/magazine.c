@@ -6,12 +6,19 @@
 __thread rsb_mag rsb_mag_tls;
 uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
 
-/* About 2 KiB per class, between 4 and 32 blocks: at most ~40 KiB per
- * thread, usually far less. */
+/* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
+ * 2 blocks of each class above 1 KiB.  At most ~160 KiB per thread if a
+ * thread fills every class, usually far less. */
 void rsb_mag_init(void) {
     for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
-        unsigned cap = 2048 / rsb_class_size[c];
-        rsb_mag_cap[c] = (uint8_t)(cap < 4 ? 4 : cap > 32 ? 32 : cap);
+        unsigned size = rsb_class_size[c], cap = 2048 / size;
+        if (size > 1024)
+            cap = 2;
+        else if (cap < 4)
+            cap = 4;
+        else if (cap > 32)
+            cap = 32;
+        rsb_mag_cap[c] = (uint8_t)cap;
     }
 }
 

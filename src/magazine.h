@@ -1,5 +1,6 @@
 /*
- * Magazines (hosted only): a few free blocks per small class held by each
+ * Magazines (hosted only): a few free blocks per class up to RSB_MAG_MAX
+ * (8 KiB) held by each
  * thread in front of its hashed cache, so that most malloc/free pairs take
  * no lock and no atomic instruction.  Blocks move between a magazine and the
  * thread's cache in batches, under the cache's spinlock: one lock per batch
@@ -25,7 +26,6 @@
 
 #include "tcache.h"
 
-#define RSB_MAG_CLASSES RSB_LUT_CLASSES
 enum { RSB_MAG_NEW = 0, RSB_MAG_SETUP, RSB_MAG_ON, RSB_MAG_DEAD };
 
 typedef struct rsb_mag {

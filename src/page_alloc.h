@@ -53,17 +53,32 @@ typedef struct rsb_span rsb_span;
  *     cache's lock.
  *   - FREE/LARGE and every field not listed above: protected by the arena lock.
  */
+#if RSB_FREESTANDING
+/* Freestanding (librsbmalloc_heap.a): one descriptor per page of a small
+ * region, so they are compact: 16-bit block counts and page indices (a heap
+ * manages at most 65535 pages), one cache per heap, no dirty list (there is
+ * no OS to purge to).  48 bytes on 64-bit targets, 32 on 32-bit ones. */
+typedef uint16_t rsb_nblk;
+typedef uint16_t rsb_pgidx;
+#define RSB_MAX_REGION_PAGES 65535u
+#else
+typedef uint32_t rsb_nblk;
+typedef uint32_t rsb_pgidx;
+#endif
+
 struct rsb_span {
     union {
         struct {                 /* SLAB */
             void *free;          /* free blocks, linked through their first word */
-            uint32_t used;       /* blocks handed out and not freed locally */
-            uint32_t bump;       /* blocks [bump, capacity) were never handed out */
-            uint32_t capacity;
-            uint32_t block;      /* block size in bytes (rsb_class_size[cls]) */
+            rsb_nblk used;       /* blocks handed out and not freed locally */
+            rsb_nblk bump;       /* blocks [bump, capacity) were never handed out */
+            rsb_nblk capacity;
+            rsb_nblk block;      /* block size in bytes (rsb_class_size[cls]) */
         } s;
         struct {                 /* FREE */
+#if !RSB_FREESTANDING
             rsb_span *dnext, *dprev; /* arena dirty list, oldest first */
+#endif
             uint32_t freed_ms;   /* when it was freed (purge delay) */
         } f;
     } u;
@@ -72,13 +87,21 @@ struct rsb_span {
     uint8_t kind;
     uint8_t cls;
     uint8_t flags;
+#if RSB_FREESTANDING
+    uint8_t owner;               /* SLAB: always 0 (one cache per heap) */
+#else
     uint8_t _pad;
     uint16_t owner;              /* SLAB: index of the owning cache */
     uint16_t _pad2;
-    uint32_t head;               /* page index of this page's span head */
-    uint32_t npages;             /* head only: length of the span in pages */
+#endif
+    rsb_pgidx head;              /* page index of this page's span head */
+    rsb_pgidx npages;            /* head only: length of the span in pages */
 };
+#if RSB_FREESTANDING
+_Static_assert(sizeof(rsb_span) == 4 * sizeof(void *) + 16, "compact descriptor");
+#else
 _Static_assert(sizeof(void *) != 8 || sizeof(rsb_span) == 64, "descriptor is one cache line");
+#endif
 
 enum { RSB_CHUNK_PAGES_KIND = 1, RSB_CHUNK_HUGE_KIND = 2, RSB_CHUNK_HUGE_CACHED = 3 };
 #define RSB_CHUNK_MAGIC 0x7273626d616c6c63ull /* "rsbmallc" */
@@ -117,8 +140,12 @@ typedef struct rsb_huge {
 
 /* Free spans are kept in size bins: exact page counts up to 32, then four
  * bins per doubling (so a search that starts one bin up is a good fit). */
+#if RSB_FREESTANDING
+#define RSB_FREE_BINS 76 /* bin_of(RSB_MAX_REGION_PAGES) + 1 */
+#else
 #define RSB_FREE_BINS 192
-#define RSB_FREE_WORDS (RSB_FREE_BINS / 64)
+#endif
+#define RSB_FREE_WORDS ((RSB_FREE_BINS + 63) / 64)
 
 struct rsb_cache;
 
@@ -223,8 +250,13 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s);
 /* Return free memory to the OS: purge dirty spans freed at least the purge
  * delay ago (all of them if `all`), unmap empty chunks.  Lock held. */
 bool rsb_pages_purge(rsb_arena *a, bool all);
-/* Add a region as a chunk (freestanding) / init arena bookkeeping. */
+/* Init arena bookkeeping. */
 void rsb_pages_init(rsb_arena *a);
+#if RSB_FREESTANDING
+/* Make the caller's region the arena's only chunk: header c, descriptors
+ * c->pages[0 .. npages-1], pages from base (all of them free, not zero). */
+void rsb_pages_add_region(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages);
+#endif
 rsb_chunk *rsb_chunk_of_span(const rsb_span *s);
 
 #if !RSB_FREESTANDING

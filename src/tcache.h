@@ -43,7 +43,11 @@ typedef struct rsb_cache_fields {
 } rsb_cache_fields;
 
 /* Padded to a power of two so that indexing the cache array is a shift. */
+#if RSB_FREESTANDING /* one cache per heap, never indexed: no padding beyond a cache line */
+#define RSB_CACHE_BYTES ((sizeof(rsb_cache_fields) + RSB_CACHELINE - 1) & ~(size_t)(RSB_CACHELINE - 1))
+#else
 #define RSB_CACHE_BYTES (sizeof(rsb_cache_fields) <= 1024 ? 1024 : sizeof(rsb_cache_fields) <= 2048 ? 2048 : 4096)
+#endif
 typedef struct rsb_cache {
     rsb_lock lock;
     uint32_t index;
@@ -52,7 +56,7 @@ typedef struct rsb_cache {
     void *remote __attribute__((aligned(RSB_CACHELINE)));
     char _pad[RSB_CACHE_BYTES - sizeof(rsb_cache_fields)];
 } __attribute__((aligned(RSB_CACHELINE))) rsb_cache;
-_Static_assert((sizeof(rsb_cache) & (sizeof(rsb_cache) - 1)) == 0, "cache size is a power of two");
+_Static_assert(RSB_FREESTANDING || (sizeof(rsb_cache) & (sizeof(rsb_cache) - 1)) == 0, "cache size is a power of two");
 
 extern rsb_span rsb_empty_span;
 
