@@ -84,6 +84,10 @@ RSB_API void rsb_free(void *p) {
         rsb_free_to_cache(a, &a->caches[m->cache1 - 1], s, b);
         return;
     }
+    if (m->cache1) { /* another cache's block: batch it */
+        rsb_outbox_put(a, m, s->owner, b);
+        return;
+    }
     rsb_free_to_cache(a, rsb_cache_of_thread(a), s, b);
 }
 

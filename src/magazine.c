@@ -53,7 +53,22 @@ void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
     rsb_small_put_batch(a, &a->caches[m->cache1 - 1], rest, cls);
 }
 
+void rsb_outbox_send(rsb_arena *a, rsb_outbox *o) {
+    rsb_cache *owner = &a->caches[o->owner1 - 1];
+    void **tail = (void **)o->tail;
+    void *head = __atomic_load_n(&owner->remote, __ATOMIC_RELAXED);
+    do {
+        tail[0] = head;
+    } while (!__atomic_compare_exchange_n(&owner->remote, &head, o->head, true, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+    o->head = o->tail = NULL;
+    o->count = 0;
+    o->owner1 = 0;
+}
+
 void rsb_mag_drain(rsb_arena *a, rsb_mag *m, bool turn_off) {
+    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
+        if (m->out[i].count) rsb_outbox_send(a, &m->out[i]);
     if (m->cache1) {
         for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
             if (!m->head[c]) continue;

@@ -12,7 +12,9 @@
  *   - count[cls] is the length of the list head[cls]; it never exceeds
  *     rsb_mag_cap[cls] + 1 (a free that reaches cap + 1 flushes).
  *   - cache1 == 0 (magazine off: not set up yet, set-up in progress, thread
- *     exiting, or junk filling on) implies every list is empty.
+ *     exiting, or junk filling on) implies every list and outbox is empty.
+ *   - An outbox holds count blocks, all of slabs owned by cache owner1 - 1,
+ *     counted as used there; count == 0 iff head == NULL.
  *
  * TLS: compiled with the TLS-descriptor dialect where the compiler supports
  * it, so a dlopen'ed copy allocates its TLS dynamically instead of taking
@@ -28,11 +30,24 @@
 
 enum { RSB_MAG_NEW = 0, RSB_MAG_SETUP, RSB_MAG_ON, RSB_MAG_DEAD };
 
+/* Blocks this thread freed that belong to another cache, waiting to be sent
+ * to it as one chain (one CAS for up to RSB_OUTBOX_BATCH frees instead of
+ * one each).  Direct-mapped by owner index; a collision sends the occupant.
+ * Links are plain first words, as on the owner's remote stack. */
+#define RSB_OUTBOX_SLOTS 8
+#define RSB_OUTBOX_BATCH 32
+typedef struct rsb_outbox {
+    void *head, *tail;
+    uint32_t owner1; /* 1 + owner cache index, 0 when empty */
+    uint32_t count;
+} rsb_outbox;
+
 typedef struct rsb_mag {
     void *head[RSB_MAG_CLASSES];
     uint8_t count[RSB_MAG_CLASSES];
     uint8_t state;
     uint32_t cache1; /* 1 + index of this thread's cache, 0 when off */
+    rsb_outbox out[RSB_OUTBOX_SLOTS];
 } rsb_mag;
 
 extern __thread rsb_mag rsb_mag_tls;
@@ -55,6 +70,22 @@ RSB_INLINE void *rsb_mag_pop(const rsb_arena *a, rsb_mag *m, unsigned cls) {
     m->count[cls]--;
     b[1] = NULL;
     return b;
+}
+
+/* Send an outbox's chain to its owner's remote stack. */
+void rsb_outbox_send(rsb_arena *a, rsb_outbox *o);
+
+/* A block of a slab owned by another cache: queue it for its owner. */
+RSB_INLINE void rsb_outbox_put(rsb_arena *a, rsb_mag *m, uint32_t owner, void **b) {
+    rsb_outbox *o = &m->out[owner & (RSB_OUTBOX_SLOTS - 1)];
+    if (unlikely(o->owner1 != owner + 1)) {
+        if (o->count) rsb_outbox_send(a, o);
+        o->owner1 = owner + 1;
+        o->tail = b;
+    }
+    b[0] = o->head;
+    o->head = b;
+    if (unlikely(++o->count >= RSB_OUTBOX_BATCH)) rsb_outbox_send(a, o);
 }
 
 /* Malloc of a magazine class when the magazine is empty: set the magazine

@@ -9,6 +9,7 @@
  * Compile with -fno-tree-loop-distribute-patterns: otherwise gcc turns the
  * loops below back into calls to memset/memcpy, which do not exist here.
  */
+#include "error.h"
 #include "os.h"
 
 #if !RSB_FREESTANDING

@@ -164,6 +164,16 @@ static void chunk_add(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages, u
 }
 
 #if RSB_FREESTANDING
+rsb_span *rsb_pages_split(rsb_arena *a, rsb_span *s, uint32_t k) {
+    (void)a;
+    rsb_chunk *c = rsb_chunk_of_span(s);
+    uint32_t idx = span_index(c, s);
+    rsb_span *t = span_make(c, idx + k, s->npages - k, RSB_SPAN_LARGE, 0);
+    s->npages = k;
+    c->pages[idx + k - 1].head = idx;
+    return t;
+}
+
 void rsb_pages_add_region(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages) {
     chunk_add(a, c, base, npages, 0);
     c->pages[0].flags = RSB_SF_DIRTY; /* the caller's memory is not zeroed */

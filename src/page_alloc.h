@@ -256,6 +256,9 @@ void rsb_pages_init(rsb_arena *a);
 /* Make the caller's region the arena's only chunk: header c, descriptors
  * c->pages[0 .. npages-1], pages from base (all of them free, not zero). */
 void rsb_pages_add_region(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npages);
+/* Cut LARGE span s after its first k pages (0 < k < npages): s keeps them,
+ * the LARGE span returned has the rest (aligned page runs). */
+rsb_span *rsb_pages_split(rsb_arena *a, rsb_span *s, uint32_t k);
 #endif
 rsb_chunk *rsb_chunk_of_span(const rsb_span *s);
 
