@@ -77,7 +77,10 @@ RSB_API int rsb_malloc_trim(size_t pad);
 typedef struct rsb_stats {
     size_t mapped;           /* address space mapped from the OS            */
     size_t resident_est;     /* mapped minus purged free pages (estimate)   */
-    size_t in_use;           /* bytes in live blocks (usable sizes)         */
+    size_t in_use;           /* bytes in live blocks (usable sizes); blocks
+                                held in other threads' magazines (a few KiB
+                                each) and cross-thread frees not yet drained
+                                count as in use                             */
     size_t small_in_use;     /* ... of which in size-class slabs            */
     size_t large_in_use;     /* ... of which in page runs and huge mappings */
     size_t free_dirty;       /* free pages not yet returned to the OS       */
@@ -88,7 +91,8 @@ typedef struct rsb_stats {
     unsigned classes;        /* number of small size classes                */
 } rsb_stats_t;
 
-/* Fill *out with a consistent snapshot (takes every lock briefly). */
+/* Fill *out with a consistent snapshot (takes every lock briefly; first
+ * returns the calling thread's magazine, so its own frees are reflected). */
 RSB_API void rsb_stats(rsb_stats_t *out);
 /* Write a human-readable report to file descriptor fd (no allocation). */
 RSB_API void rsb_stats_print(int fd);

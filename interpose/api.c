@@ -190,9 +190,19 @@ RSB_API int rsb_malloc_trim(size_t pad) {
     return rsb_core_trim(a) ? 1 : 0;
 }
 
-RSB_API void rsb_stats(rsb_stats_t *out) { rsb_stats_collect(rsb_arena_get(), out, NULL); }
+/* The caller's magazine goes back first, so its own frees show; blocks in
+ * other threads' magazines still count as in use. */
+RSB_API void rsb_stats(rsb_stats_t *out) {
+    rsb_arena *a = rsb_arena_get();
+    rsb_mag_drain(a, rsb_mag_self(), false);
+    rsb_stats_collect(a, out, NULL);
+}
 
-RSB_API void rsb_stats_print(int fd) { rsb_stats_report(rsb_arena_get(), fd); }
+RSB_API void rsb_stats_print(int fd) {
+    rsb_arena *a = rsb_arena_get();
+    rsb_mag_drain(a, rsb_mag_self(), false);
+    rsb_stats_report(a, fd);
+}
 
 #if RSB_OVERRIDE
 /* ---- libc names ----------------------------------------------------------- */

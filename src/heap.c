@@ -230,7 +230,7 @@ void *rsb_heap_alloc(rsb_heap *h, size_t size) {
  * give back the pages before and after it. */
 static void *alloc_pages_aligned(rsb_heap *h, size_t align, size_t size) {
     rsb_arena *a = &h->arena;
-    size_t need = page_round(size);
+    size_t need = page_round(size ? size : 1);
     if (need < size || need > capacity(h) || align - RSB_PAGE_SIZE > capacity(h) - need) goto fail;
     uint32_t n = (uint32_t)(need >> RSB_PAGE_SHIFT);
     uint32_t extra = (uint32_t)((align - RSB_PAGE_SIZE) >> RSB_PAGE_SHIFT);
@@ -267,7 +267,7 @@ void *rsb_heap_alloc_aligned(rsb_heap *h, size_t align, size_t size) {
     void *p;
     heap_lock(h);
     size_t want = size > align ? size : align;
-    if (want <= RSB_SMALL_MAX) {
+    if (want <= RSB_SMALL_MAX && align <= RSB_PAGE_SIZE) {
         /* Slabs start on a page boundary: every block of a class whose size
          * is a multiple of align is aligned. */
         unsigned cls = rsb_size_class(want);

@@ -384,15 +384,18 @@ static size_t huge_offset(size_t align) {
     return align > 64 ? align : 64;
 }
 
-/* A cached mapping with the same block offset and a size between the need
- * and twice the need (so reuse never more than doubles the footprint). */
-static rsb_huge *huge_cache_take(rsb_arena *a, size_t off, size_t map) {
+/* A cached mapping with the same block offset, a block address aligned as
+ * asked (offsets coincide for every alignment from a chunk up), and a size
+ * between the need and twice the need (reuse never more than doubles the
+ * footprint). */
+static rsb_huge *huge_cache_take(rsb_arena *a, size_t off, size_t align, size_t map) {
     rsb_huge *best = NULL;
     unsigned bi = 0;
     rsb_lock_acquire(&a->lock);
     for (unsigned i = 0; i < RSB_HUGE_CACHE; i++) {
         rsb_huge *h = a->huge_cache[i];
-        if (h && h->offset == off && h->map_size >= map && h->map_size / 2 <= map &&
+        if (h && h->offset == off && (((uintptr_t)h + off) & (align - 1)) == 0 &&
+            h->map_size >= map && h->map_size / 2 <= map &&
             (!best || h->map_size < best->map_size))
             best = h, bi = i;
     }
@@ -408,7 +411,7 @@ void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
     size_t off = huge_offset(align);
     if (size > (size_t)PTRDIFF_MAX - off - rsb_os_page - RSB_CHUNK_SIZE) return NULL;
     size_t map = rsb_align_up(off + size, rsb_os_page);
-    rsb_huge *h = huge_cache_take(a, off, map);
+    rsb_huge *h = huge_cache_take(a, off, align ? align : 1, map);
     if (h) {
         h->kind = RSB_CHUNK_HUGE_KIND;
         __atomic_fetch_add(&a->huge_count, 1, __ATOMIC_RELAXED);
@@ -506,11 +509,14 @@ void *rsb_huge_realloc(rsb_arena *a, rsb_huge *h, size_t size) {
         if (off == RSB_CHUNK_SIZE) return NULL; /* alignment above a chunk: caller copies */
         rsb_huge *n = rsb_os_map(map, RSB_CHUNK_SIZE, 0);
         if (!n) return NULL;
+        /* Clear h's bit while h is still mapped: once mremap has moved the
+         * pages, another thread may map a chunk at h and set the bit. */
+        registry_set((uintptr_t)h, false);
         if (!rsb_os_remap_to(h, old, map, n)) {
+            registry_set((uintptr_t)h, true);
             rsb_os_unmap(n, map);
             return NULL;
         }
-        registry_set((uintptr_t)h, false);
         h = n;
         registry_set((uintptr_t)h, true);
     }
