@@ -303,7 +303,7 @@ static rsb_span *live_block(rsb_heap *h, const void *p, int *err) {
             *err = RSB_HEAP_INVALID_POINTER;
             return NULL;
         }
-        if ((uintptr_t)((void *const *)p)[1] == (h->arena.key ^ (uintptr_t)p)) {
+        if ((uintptr_t)((void *const *)p)[1] == (uintptr_t)(h->arena.key ^ (uintptr_t)p)) {
             *err = RSB_HEAP_DOUBLE_FREE;
             return NULL;
         }
@@ -321,7 +321,7 @@ static void free_block(rsb_heap *h, rsb_span *s, void *p) {
     rsb_arena *a = &h->arena;
     h->frees++;
     if (s->kind == RSB_SPAN_SLAB) {
-        ((void **)p)[1] = (void *)(a->key ^ (uintptr_t)p);
+        ((void **)p)[1] = (void *)(uintptr_t)(a->key ^ (uintptr_t)p);
         h->in_use -= s->u.s.block;
         rsb_free_to_cache(a, &h->cache, s, (void **)p);
     } else {
@@ -349,7 +349,7 @@ void rsb_heap_free(rsb_heap *h, void *p) {
     if (likely(off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT))) {
         rsb_span *s = &c->pages[c->pages[off >> RSB_PAGE_SHIFT].head];
         uintptr_t so = (uintptr_t)p - (uintptr_t)s->start;
-        uintptr_t mark = a->key ^ (uintptr_t)p;
+        uintptr_t mark = (uintptr_t)(a->key ^ (uintptr_t)p);
         if (likely(s->kind == RSB_SPAN_SLAB && so < ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
             uintptr_t q = (uintptr_t)((so * rsb_class_magic[s->cls]) >> 48);
             if (likely(q * s->u.s.block == so && q < s->u.s.bump &&

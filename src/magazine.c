@@ -24,8 +24,9 @@ void rsb_mag_init(void) {
 
 void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
     if (unlikely(m->state != RSB_MAG_ON)) {
-        if (m->state != RSB_MAG_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))
-            return rsb_small_alloc(a, cls); /* off, or being set up: plain path */
+        if (m->state != RSB_MAG_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) ||
+            ++m->warmup < RSB_MAG_WARMUP)
+            return rsb_small_alloc(a, cls); /* off, being set up, or warming up */
         m->state = RSB_MAG_SETUP;
         if (!rsb_thread_register(m)) { /* no destructor: never hold blocks */
             m->state = RSB_MAG_DEAD;

@@ -29,6 +29,9 @@
 #include "tcache.h"
 
 enum { RSB_MAG_NEW = 0, RSB_MAG_SETUP, RSB_MAG_ON, RSB_MAG_DEAD };
+/* A thread turns its magazine on after this many small allocations: a
+ * short-lived thread never pays for setting one up and flushing it. */
+#define RSB_MAG_WARMUP 64
 
 /* Blocks this thread freed that belong to another cache, waiting to be sent
  * to it as one chain (one CAS for up to RSB_OUTBOX_BATCH frees instead of
@@ -46,6 +49,7 @@ typedef struct rsb_mag {
     void *head[RSB_MAG_CLASSES];
     uint8_t count[RSB_MAG_CLASSES];
     uint8_t state;
+    uint8_t warmup;  /* NEW: small allocations so far (see RSB_MAG_WARMUP) */
     uint32_t cache1; /* 1 + index of this thread's cache, 0 when off */
     rsb_outbox out[RSB_OUTBOX_SLOTS];
 } rsb_mag;

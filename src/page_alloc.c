@@ -75,7 +75,7 @@ static int bin_find(const rsb_arena *a, unsigned from) {
     for (unsigned w = from >> 6; w < RSB_FREE_WORDS; w++) {
         uint64_t m = a->free_map[w];
         if (w == from >> 6) m &= ~(uint64_t)0 << (from & 63);
-        if (m) return (int)(w * 64 + (unsigned)__builtin_ctzll(m));
+        if (m) return (int)(w * 64 + rsb_ctz64(m));
     }
     return -1;
 }

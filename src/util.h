@@ -21,6 +21,16 @@ static inline uintptr_t rsb_align_down_ptr(uintptr_t x, uintptr_t a) { return x 
 static inline bool rsb_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 static inline unsigned rsb_log2(size_t x) { return (unsigned)(63 - __builtin_clzll((unsigned long long)x)); }
 static inline size_t rsb_next_pow2(size_t x) { return x <= 1 ? 1 : (size_t)1 << (rsb_log2(x - 1) + 1); }
+/* Trailing zeros of a nonzero 64-bit word; on 32-bit targets without the
+ * libgcc helper (__ctzdi2), which the freestanding library cannot use. */
+static inline unsigned rsb_ctz64(uint64_t x) {
+#if UINTPTR_MAX > 0xffffffffu
+    return (unsigned)__builtin_ctzll(x);
+#else
+    uint32_t lo = (uint32_t)x;
+    return lo ? (unsigned)__builtin_ctz(lo) : 32u + (unsigned)__builtin_ctz((uint32_t)(x >> 32));
+#endif
+}
 
 #if RSB_DEBUG >= 1
 #define RSB_ASSERT(c) ((c) ? (void)0 : rsb_assert_fail(#c, __FILE__, __LINE__))
