@@ -12,27 +12,33 @@
  * class, no per-block header); bigger blocks are runs of whole pages.
  *
  * Build options (meson, see meson_options.txt): heap_page_shift,
- * heap_small_max_shift, heap_class_steps, heap_max_slab_pages.  The values a
- * build uses are reported by rsb_heap_stats() (page_size, classes,
- * small_max).
+ * heap_small_max_shift, heap_class_steps, heap_max_slab_pages,
+ * heap_min_class.  The values a build uses are reported by rsb_heap_stats()
+ * (page_size, classes, small_max).
  *
- * Bounded time.  No operation scans the heap.  rsb_heap_alloc does at most:
- * one class lookup and pop; or, when the class's slab is used up, a switch
- * to another slab of the class, carving at most 1 KiB worth of never-used
- * blocks (64 for 16-byte blocks), or a new slab (one search of a 76-bit
- * free-bin map, one split, writing at most heap_max_slab_pages descriptors).
- * Only when the heap is full does it also hand back each class's empty
- * slab and try each larger class once: O(number of classes), with no
- * dependence on the heap size.  rsb_heap_free is O(1) (a page run is merged
- * with at most its two neighbours).  rsb_heap_realloc is an alloc, a copy of
- * the block and a free, or O(1) in place.  Measured longest paths: see
- * freestanding/README-baremetal.md.
+ * Bounded time.  No operation scans the heap or a list of blocks.
+ *   rsb_heap_alloc: a class lookup and a pop; when the class's slab is used
+ *     up, a switch to another slab of the class, or a new slab (a search of
+ *     a 76-bit map of free-page bins, a split, at most heap_max_slab_pages
+ *     descriptors written) and the carving of at most 512 bytes of blocks
+ *     (32 links for 16-byte blocks).  Only when the heap is full: each class
+ *     hands back the one empty slab it may keep, and each larger class is
+ *     tried once — O(number of classes), independent of the heap size.
+ *   rsb_heap_free: O(1); a slab or page run that becomes free is merged
+ *     with at most its two neighbours.
+ *   rsb_heap_realloc: O(1) in place, else an alloc, a copy of the block
+ *     and a free.
+ *   Measured with callgrind (x86-64, default layout, 32 classes): the
+ *   longest alloc path is about 2,500 instructions (full heap: 31 empty
+ *   slabs handed back, then a new slab carved), a failing alloc 1,200, the
+ *   longest free 300; the common paths 50 (alloc) and 80 (free).  See
+ *   freestanding/README-baremetal.md.
  *
  * Thread safety: none by default, and none needed on single-core firmware
  * that does not allocate from interrupt handlers.  Otherwise give each heap
  * a lock with rsb_heap_set_lock() (a mutex, or a function that masks
  * interrupts), or rsb_heap_use_spinlock() on targets with atomics.  Separate
- * heaps share nothing and need no common lock.
+ * heaps need no common lock.
  *
  * Errors: a pointer that was never returned by this heap, a pointer inside
  * a block, and a block freed twice are detected by rsb_heap_free,
@@ -40,9 +46,11 @@
  * error hook (default: a trap instruction).  If the hook returns, the
  * operation is ignored (free does nothing, realloc returns NULL, usable_size
  * returns 0) and the heap is intact.  Allocation failure is never an error:
- * it returns NULL.  (Not detected: a write past the end of a block, and a
- * free of a block that was carved but not yet handed out, which only a
- * pointer forged at a block boundary can be.)
+ * it returns NULL.  Not detected: a write past the end of a block; a free
+ * of a block carved but never handed out (only a pointer forged at a block
+ * boundary can be one); a second free of a block whose memory has meanwhile
+ * been handed out again (after its whole slab was freed and reused), which
+ * frees the new block.
  */
 #ifndef RSBMALLOC_HEAP_H
 #define RSBMALLOC_HEAP_H
@@ -66,8 +74,9 @@ typedef struct rsb_heap_stats {
     size_t capacity;     /* bytes of pages the heap manages (region minus metadata) */
     size_t in_use;       /* bytes in live blocks, counted at their block size */
     size_t peak;         /* highest in_use since init (never decreases) */
-    size_t largest_free; /* the longest run of free pages, in bytes: the largest
-                            block an allocation can get now */
+    size_t largest_free; /* the longest run of free pages, in bytes (an allocation
+                            of that size gets it when it is the first free run of
+                            its size bin, as the heap's only free run always is) */
     size_t free_pages;   /* bytes in all free pages (free blocks inside slabs excluded) */
     size_t overhead;     /* bytes of the region used for metadata and alignment */
     size_t small_max;    /* largest size class; bigger blocks are page runs */
@@ -117,7 +126,7 @@ RSB_HEAP_API void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size);
  * reported through the error hook. */
 RSB_HEAP_API void rsb_heap_free(rsb_heap *h, void *p);
 
-/* Bytes usable at p (>= the size asked for). */
+/* Bytes usable at p (>= the size asked for); 0 for NULL. */
 RSB_HEAP_API size_t rsb_heap_usable_size(rsb_heap *h, const void *p);
 
 /* Snapshot of the heap.  First hands the empty slabs each size class keeps

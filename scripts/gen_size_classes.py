@@ -9,20 +9,31 @@ smallest page count whose tail waste is at most 1/16 of the span and that
 holds at least MIN_OBJS objects when the class is small enough to, with at most
 MAX_PAGES pages.
 
-usage: gen_size_classes.py PAGE_SHIFT SMALL_MAX_SHIFT STEPS MAX_PAGES [CHUNK_SHIFT] > size_classes.h
+usage: gen_size_classes.py [--min-class=N] PAGE_SHIFT SMALL_MAX_SHIFT STEPS MAX_PAGES [CHUNK_SHIFT] > size_classes.h
 (with CHUNK_SHIFT, a slab takes at most a quarter of a chunk)
 """
 import sys
 
-page_shift, small_max_shift, steps, max_pages = (int(a) for a in sys.argv[1:5])
-if len(sys.argv) > 5:
-    max_pages = max(1, min(max_pages, (1 << (int(sys.argv[5]) - page_shift)) // 4))
+# --min-class=N (a multiple of 16, at most 128): the smallest class; smaller
+# sizes use it (the freestanding heap's heap_min_class option).
+min_class = 16
+argv = []
+for a in sys.argv[1:]:
+    if a.startswith("--min-class="):
+        min_class = int(a.split("=", 1)[1])
+    else:
+        argv.append(a)
+assert min_class % 16 == 0 and 16 <= min_class <= 128, "min class: a multiple of 16, at most 128"
+page_shift, small_max_shift, steps, max_pages = (int(a) for a in argv[0:4])
+if len(argv) > 4:
+    max_pages = max(1, min(max_pages, (1 << (int(argv[4]) - page_shift)) // 4))
 page = 1 << page_shift
 small_max = 1 << small_max_shift
 assert steps & (steps - 1) == 0 and steps <= 8, "class_steps must be a power of two <= 8"
 assert max_pages << page_shift <= 1 << 20, "slabs are at most 1 MiB (reciprocal division)"
 
-sizes = list(range(16, min(128, small_max) + 1, 16))
+sizes = list(range(min_class, min(128, small_max) + 1, 16))
+linear_classes = len(sizes)  # classes of at most 128 bytes
 s = 128
 while s < small_max:
     step = s // steps
@@ -65,6 +76,7 @@ w("#define RSB_GEN_PAGE_SHIFT %d" % page_shift)
 w("#define RSB_NUM_CLASSES %d" % len(sizes))
 w("#define RSB_SMALL_MAX %d" % sizes[-1])
 w("#define RSB_CLASS_STEPS %d" % steps)
+w("#define RSB_LINEAR_CLASSES %d /* classes of 128 bytes or less, 16 apart */" % linear_classes)
 w("#define RSB_CLASS_LUT_MAX %d" % lut_max)
 w("#define RSB_LUT_CLASSES %d /* classes reachable through the table */" % (lut[-1] + 1))
 mag_max = min(8192, sizes[-1])

@@ -52,6 +52,13 @@
 /* Pages per hosted chunk, including page 0 (metadata). */
 #define RSB_CHUNK_PAGES (RSB_CHUNK_SIZE >> RSB_PAGE_SHIFT)
 
+/* Bytes of never-used blocks a slab hands out at a time: one OS page
+ * hosted (only touched memory becomes resident); less in the freestanding
+ * heap, where it bounds the longest allocation path. */
+#ifndef RSB_CARVE_BYTES
+#define RSB_CARVE_BYTES (RSB_FREESTANDING ? 512 : 4096)
+#endif
+
 /* Minimum alignment of every block. */
 #define RSB_ALIGN 16
 

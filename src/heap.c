@@ -173,13 +173,15 @@ static inline size_t page_round(size_t size) {
 
 static size_t capacity(const rsb_heap *h) { return (size_t)h->arena.region->npages << RSB_PAGE_SHIFT; }
 
-/* A run of pages.  align <= RSB_PAGE_SIZE (page runs are page aligned). */
-static RSB_NOINLINE void *alloc_pages(rsb_heap *h, size_t size) {
+/* A run of pages (page aligned).  `trimmed`: the empty slabs were just
+ * handed back, no use trying again. */
+static RSB_NOINLINE void *alloc_pages(rsb_heap *h, size_t size, bool trimmed) {
     rsb_arena *a = &h->arena;
     bool zero;
     if (size > capacity(h)) goto fail;
+    if (size == 0) size = 1; /* a page, not an empty run */
     void *p = rsb_big_alloc(a, size, RSB_PAGE_SIZE, &zero);
-    if (!p) { /* the empty slabs kept by the classes may be what is missing */
+    if (!p && !trimmed) { /* the empty slabs kept by the classes may be what is missing */
         rsb_core_trim(a);
         p = rsb_big_alloc(a, size, RSB_PAGE_SIZE, &zero);
     }
@@ -205,7 +207,7 @@ static RSB_NOINLINE void *alloc_small_slow(rsb_heap *h, unsigned cls, size_t ali
         p = rsb_small_alloc(a, k);
         if (p) return account(h, p, rsb_class_size[k]);
     }
-    return alloc_pages(h, rsb_class_size[cls]);
+    return alloc_pages(h, rsb_class_size[cls], true);
 }
 
 /* Lock held. */
@@ -216,7 +218,7 @@ RSB_INLINE void *heap_alloc(rsb_heap *h, size_t size) {
         if (likely(p != NULL)) return account(h, p, rsb_class_size[cls]);
         return alloc_small_slow(h, cls, RSB_ALIGN);
     }
-    return alloc_pages(h, size);
+    return alloc_pages(h, size, false);
 }
 
 void *rsb_heap_alloc(rsb_heap *h, size_t size) {
@@ -278,7 +280,7 @@ void *rsb_heap_alloc_aligned(rsb_heap *h, size_t align, size_t size) {
             goto out;
         }
     }
-    p = align <= RSB_PAGE_SIZE ? alloc_pages(h, size) : alloc_pages_aligned(h, align, size);
+    p = align <= RSB_PAGE_SIZE ? alloc_pages(h, size, false) : alloc_pages_aligned(h, align, size);
 out:
     heap_unlock(h);
     return p;
@@ -390,6 +392,14 @@ void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size) {
     } else {
         uint32_t had = s->npages;
         old = (size_t)had << RSB_PAGE_SHIFT;
+        if (size <= old && size > RSB_SMALL_MAX) { /* shrink in place: free the tail pages */
+            uint32_t n = (uint32_t)(page_round(size) >> RSB_PAGE_SHIFT);
+            if (n < had) {
+                rsb_pages_free(&h->arena, rsb_pages_split(&h->arena, s, n));
+                h->in_use -= (size_t)(had - n) << RSB_PAGE_SHIFT;
+            }
+            goto out;
+        }
         if (size <= old && size > old / 2) goto out;
         if (size > old && size <= capacity(h)) {
             uint32_t n = (uint32_t)(page_round(size) >> RSB_PAGE_SHIFT);
@@ -413,6 +423,7 @@ out:
 }
 
 size_t rsb_heap_usable_size(rsb_heap *h, const void *p) {
+    if (!p) return 0;
     heap_lock(h);
     int err = 0;
     rsb_span *s = live_block(h, p, &err);

@@ -132,7 +132,7 @@ void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s) {
 static void carve(rsb_arena *a, rsb_span *s) {
     uint32_t block = s->u.s.block;
     uint32_t n = s->u.s.capacity - s->u.s.bump;
-    uint32_t batch = block >= 4096 ? 1 : 4096 / block;
+    uint32_t batch = block >= RSB_CARVE_BYTES ? 1 : RSB_CARVE_BYTES / block;
     if (n > batch) n = batch;
     char *p = s->start + (size_t)s->u.s.bump * block;
     for (uint32_t i = 0; i + 1 < n; i++)

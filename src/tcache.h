@@ -65,7 +65,8 @@ RSB_INLINE unsigned rsb_size_class(size_t size) {
     if (likely(size <= RSB_CLASS_LUT_MAX)) return rsb_class_lut[(size + 15) >> 4];
     unsigned lg = rsb_log2(size - 1); /* size in (2^lg, 2^(lg+1)] */
     unsigned steps_lg = rsb_log2(RSB_CLASS_STEPS);
-    return 8 + (lg - 7) * RSB_CLASS_STEPS + (unsigned)((size - 1) >> (lg - steps_lg)) - RSB_CLASS_STEPS;
+    return RSB_LINEAR_CLASSES + (lg - 7) * RSB_CLASS_STEPS + (unsigned)((size - 1) >> (lg - steps_lg)) -
+           RSB_CLASS_STEPS;
 }
 
 RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {

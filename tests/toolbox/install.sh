@@ -45,6 +45,27 @@ cc -static -o "$tmp/static" "$tmp/prog.c" $(pkg-config --cflags --libs --static 
 "$tmp/static" || { echo "FAIL static program"; exit 1; }
 file "$tmp/static" | grep -q "statically linked" || { echo "FAIL not static"; exit 1; }
 echo "ok   static link via pkg-config --static"
+# The region heap (rsb_heap_*), its own .pc, usable from a hosted program.
+[ -e "$libdir/librsbmalloc_heap.a" ] && [ -e "$prefix/include/rsbmalloc_heap.h" ] || { echo "FAIL heap library not installed"; exit 1; }
+cat > "$tmp/heap.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <rsbmalloc_heap.h>
+static _Alignas(64) unsigned char region[256 * 1024];
+int main(void) {
+    rsb_heap *h = rsb_heap_init(region, sizeof region);
+    if (!h) return 1;
+    char *p = rsb_heap_alloc(h, 100);
+    if (!p || (unsigned char *)p < region || (unsigned char *)p >= region + sizeof region) return 2;
+    memset(p, 7, 100);
+    rsb_heap_free(h, p);
+    puts("heap ok");
+    return 0;
+}
+C
+cc -o "$tmp/heapprog" "$tmp/heap.c" $(pkg-config --cflags --libs rsbmalloc_heap)
+"$tmp/heapprog" || { echo "FAIL heap program"; exit 1; }
+echo "ok   region heap via pkg-config rsbmalloc_heap"
 out=$(LD_PRELOAD=/lib/x86_64-linux-gnu/libm.so.6 "$prefix/bin/rsbmalloc-run" sh -c 'echo "$LD_PRELOAD"')
 [ "$out" = "$libdir/librsbmalloc.so.0 /lib/x86_64-linux-gnu/libm.so.6" ] || { echo "FAIL rsbmalloc-run LD_PRELOAD='$out'"; exit 1; }
 echo "ok   installed rsbmalloc-run prepends to LD_PRELOAD"
