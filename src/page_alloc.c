@@ -242,6 +242,10 @@ rsb_span *rsb_pages_alloc(rsb_arena *a, uint32_t n, uint8_t kind, bool *zero) {
         if (!chunk_new(a)) return NULL;
         b = bin_find(a, bin_up(n));
     }
+#else
+    /* No chunk to map: the bin that n falls in holds spans from below n up;
+     * its first one may still fit (a region's single free span always does). */
+    if (b < 0 && a->free_bins[bin_of(n)] && a->free_bins[bin_of(n)]->npages >= n) b = (int)bin_of(n);
 #endif
     if (b < 0) return NULL;
     rsb_span *s = a->free_bins[b];
