@@ -16,6 +16,53 @@
 #include "rsbmalloc.h"
 #include "stats.h"
 
+#if RSB_VALGRIND
+/* memcheck (-Dvalgrind=true).  The public functions of this file are
+ * compiled as static rsb_vg_* functions; the rsb_* names (and so their libc
+ * aliases) are the wrappers before the libc names below, which tell memcheck
+ * about every block: MALLOCLIKE after an allocation, FREELIKE before a free
+ * (so an invalid free is reported before rsbmalloc aborts on it).  The
+ * allocator's own accesses to free blocks (free-list links, the double-free
+ * marker) run with memcheck's error reporting off for the calling thread.
+ * Under valgrind a thread's magazine stays off (its exit destructor would
+ * walk free blocks outside any wrapper) and realloc always moves, as
+ * valgrind's own realloc does, so a stale pointer to the old block is
+ * caught.  Without valgrind every client request is a few instructions. */
+#include <valgrind/memcheck.h>
+#define rsb_malloc rsb_vg_malloc
+#define rsb_free rsb_vg_free
+#define rsb_calloc rsb_vg_calloc
+#define rsb_realloc rsb_vg_realloc
+#define rsb_reallocarray rsb_vg_reallocarray
+#define rsb_free_sized rsb_vg_free_sized
+#define rsb_free_aligned_sized rsb_vg_free_aligned_sized
+#define rsb_posix_memalign rsb_vg_posix_memalign
+#define rsb_aligned_alloc rsb_vg_aligned_alloc
+#define rsb_memalign rsb_vg_memalign
+#define rsb_valloc rsb_vg_valloc
+#define rsb_pvalloc rsb_vg_pvalloc
+#define rsb_malloc_trim rsb_vg_malloc_trim
+#define rsb_stats rsb_vg_stats
+#define rsb_stats_print rsb_vg_stats_print
+#define rsb_malloc_usable_size rsb_vg_malloc_usable_size
+static void *rsb_malloc(size_t size);
+static void rsb_free(void *p);
+static void *rsb_calloc(size_t n, size_t size);
+static void *rsb_realloc(void *p, size_t size);
+static void *rsb_reallocarray(void *p, size_t n, size_t size);
+static void rsb_free_sized(void *p, size_t size);
+static void rsb_free_aligned_sized(void *p, size_t alignment, size_t size);
+static int rsb_posix_memalign(void **out, size_t alignment, size_t size);
+static void *rsb_aligned_alloc(size_t alignment, size_t size);
+static void *rsb_memalign(size_t alignment, size_t size);
+static void *rsb_valloc(size_t size);
+static void *rsb_pvalloc(size_t size);
+static int rsb_malloc_trim(size_t pad);
+static void rsb_stats(rsb_stats_t *out);
+static void rsb_stats_print(int fd);
+static size_t rsb_malloc_usable_size(const void *p);
+#endif
+
 #define JUNK_ALLOC 0xAB
 #define JUNK_FREE 0xDF
 
@@ -203,6 +250,209 @@ RSB_API void rsb_stats_print(int fd) {
     rsb_mag_drain(a, rsb_mag_self(), false);
     rsb_stats_report(a, fd);
 }
+
+#if RSB_VALGRIND
+#undef rsb_malloc
+#undef rsb_free
+#undef rsb_calloc
+#undef rsb_realloc
+#undef rsb_reallocarray
+#undef rsb_free_sized
+#undef rsb_free_aligned_sized
+#undef rsb_posix_memalign
+#undef rsb_aligned_alloc
+#undef rsb_memalign
+#undef rsb_valloc
+#undef rsb_pvalloc
+#undef rsb_malloc_trim
+#undef rsb_stats
+#undef rsb_stats_print
+#undef rsb_malloc_usable_size
+
+/* Entering the allocator: magazines off under valgrind, errors off. */
+RSB_INLINE void vg_enter(void) {
+    if (RUNNING_ON_VALGRIND) {
+        rsb_mag *m = rsb_mag_self();
+        if (m->state == RSB_MAG_NEW) m->state = RSB_MAG_DEAD;
+    }
+    VALGRIND_DISABLE_ERROR_REPORTING;
+}
+#define vg_leave() VALGRIND_ENABLE_ERROR_REPORTING
+
+/* A new block of `size` bytes at p.  The slack up to the usable size and
+ * the chunk's metadata page (its span descriptors point at blocks: they
+ * would make leaked blocks look reachable) become inaccessible to the
+ * program; the allocator reads them with errors off. */
+RSB_INLINE void *vg_block(void *p, size_t size, int zeroed) {
+    if (!p) return p;
+    VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, zeroed);
+    if (RUNNING_ON_VALGRIND) {
+        VALGRIND_DISABLE_ERROR_REPORTING;
+        size_t usable = rsb_malloc_usable_size(p);
+        if (usable > size) VALGRIND_MAKE_MEM_NOACCESS((char *)p + size, usable - size);
+        rsb_chunk *c = (rsb_chunk *)rsb_header_of(&rsb_global, p);
+        if (c && c->kind == RSB_CHUNK_PAGES_KIND) VALGRIND_MAKE_MEM_NOACCESS(c, RSB_PAGE_SIZE);
+        VALGRIND_ENABLE_ERROR_REPORTING;
+    }
+    return p;
+}
+
+RSB_API void *rsb_malloc(size_t size) {
+    vg_enter();
+    void *p = rsb_vg_malloc(size);
+    vg_leave();
+    return vg_block(p, size, 0);
+}
+
+/* Quarantine: under valgrind a freed block is given back to the allocator
+ * only after VG_QUARANTINE later frees or VG_QUARANTINE_BYTES of later
+ * freed memory, as valgrind's own allocator delays reuse (--freelist-vol):
+ * a use after free of a block not yet reused is reported, and memcheck's
+ * "block was freed at" names the right free. */
+#define VG_QUARANTINE 4096
+#define VG_QUARANTINE_BYTES ((size_t)64 << 20)
+static struct {
+    rsb_lock lock;
+    unsigned head, count;
+    size_t bytes;
+    void *p[VG_QUARANTINE];
+    size_t size[VG_QUARANTINE];
+} vg_q;
+
+RSB_API void rsb_free(void *p) {
+    if (!p) return;
+    VALGRIND_FREELIKE_BLOCK(p, 0);
+    vg_enter();
+    if (RUNNING_ON_VALGRIND) {
+        void *out[8];
+        unsigned nout = 0;
+        size_t size = rsb_malloc_usable_size(p);
+        rsb_lock_acquire(&vg_q.lock);
+        while (vg_q.count && nout < 8 &&
+               (vg_q.count == VG_QUARANTINE || vg_q.bytes + size > VG_QUARANTINE_BYTES)) {
+            unsigned oldest = (vg_q.head + VG_QUARANTINE - vg_q.count) % VG_QUARANTINE;
+            out[nout++] = vg_q.p[oldest];
+            vg_q.bytes -= vg_q.size[oldest];
+            vg_q.count--;
+        }
+        if (vg_q.count < VG_QUARANTINE) {
+            vg_q.p[vg_q.head] = p;
+            vg_q.size[vg_q.head] = size;
+            vg_q.head = (vg_q.head + 1) % VG_QUARANTINE;
+            vg_q.count++;
+            vg_q.bytes += size;
+            p = NULL;
+        }
+        rsb_lock_release(&vg_q.lock);
+        for (unsigned i = 0; i < nout; i++) rsb_vg_free(out[i]);
+    }
+    if (p) rsb_vg_free(p);
+    vg_leave();
+}
+
+RSB_API void *rsb_calloc(size_t n, size_t size) {
+    vg_enter();
+    void *p = rsb_vg_calloc(n, size);
+    vg_leave();
+    return vg_block(p, n * size, 1);
+}
+
+RSB_API void *rsb_realloc(void *p, size_t size) {
+    if (!RUNNING_ON_VALGRIND) return rsb_vg_realloc(p, size);
+    if (!p) return rsb_malloc(size);
+    if (size == 0) {
+        rsb_free(p);
+        return NULL;
+    }
+    size_t old = rsb_malloc_usable_size(p); /* aborts on a foreign pointer */
+    void *q = rsb_malloc(size);
+    if (!q) return NULL; /* errno is ENOMEM, p intact */
+    VALGRIND_DISABLE_ERROR_REPORTING; /* the slack past p's requested size */
+    memcpy(q, p, old < size ? old : size);
+    VALGRIND_ENABLE_ERROR_REPORTING;
+    rsb_free(p);
+    return q;
+}
+
+RSB_API void *rsb_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) return nomem();
+    return rsb_realloc(p, total);
+}
+
+RSB_API void rsb_free_sized(void *p, size_t size) {
+    (void)size;
+    rsb_free(p);
+}
+
+RSB_API void rsb_free_aligned_sized(void *p, size_t alignment, size_t size) {
+    (void)alignment;
+    (void)size;
+    rsb_free(p);
+}
+
+RSB_API int rsb_posix_memalign(void **out, size_t alignment, size_t size) {
+    vg_enter();
+    int e = rsb_vg_posix_memalign(out, alignment, size);
+    vg_leave();
+    if (e == 0) vg_block(*out, size, 0);
+    return e;
+}
+
+RSB_API void *rsb_aligned_alloc(size_t alignment, size_t size) {
+    vg_enter();
+    void *p = rsb_vg_aligned_alloc(alignment, size);
+    vg_leave();
+    return vg_block(p, size, 0);
+}
+
+RSB_API void *rsb_memalign(size_t alignment, size_t size) {
+    vg_enter();
+    void *p = rsb_vg_memalign(alignment, size);
+    vg_leave();
+    return vg_block(p, size, 0);
+}
+
+RSB_API void *rsb_valloc(size_t size) {
+    vg_enter();
+    void *p = rsb_vg_valloc(size);
+    vg_leave();
+    return vg_block(p, size, 0);
+}
+
+RSB_API void *rsb_pvalloc(size_t size) {
+    vg_enter();
+    void *p = rsb_vg_pvalloc(size);
+    vg_leave();
+    return vg_block(p, p ? (size ? rsb_align_up(size, rsb_os_page) : rsb_os_page) : 0, 0);
+}
+
+RSB_API size_t rsb_malloc_usable_size(const void *p) {
+    VALGRIND_DISABLE_ERROR_REPORTING; /* reads the chunk's metadata */
+    size_t n = rsb_vg_malloc_usable_size(p);
+    VALGRIND_ENABLE_ERROR_REPORTING;
+    return n;
+}
+
+RSB_API int rsb_malloc_trim(size_t pad) {
+    vg_enter();
+    int r = rsb_vg_malloc_trim(pad);
+    vg_leave();
+    return r;
+}
+
+RSB_API void rsb_stats(rsb_stats_t *out) {
+    vg_enter();
+    rsb_vg_stats(out);
+    vg_leave();
+}
+
+RSB_API void rsb_stats_print(int fd) {
+    vg_enter();
+    rsb_vg_stats_print(fd);
+    vg_leave();
+}
+#endif
 
 #if RSB_OVERRIDE
 /* ---- libc names ----------------------------------------------------------- */
