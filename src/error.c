@@ -21,16 +21,6 @@ void rsb_buf_hex(rsb_buf *b, uintptr_t v) {
     while (n && b->len < sizeof b->data) b->data[b->len++] = tmp[--n];
 }
 
-void rsb_buf_dec(rsb_buf *b, uint64_t v) {
-    char tmp[24];
-    unsigned n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n && b->len < sizeof b->data) b->data[b->len++] = tmp[--n];
-}
-
 /* Right-aligned decimal in a field of width w. */
 void rsb_buf_dec_w(rsb_buf *b, uint64_t v, unsigned w) {
     char tmp[24];
@@ -45,6 +35,8 @@ void rsb_buf_dec_w(rsb_buf *b, uint64_t v, unsigned w) {
     }
     while (n && b->len < sizeof b->data) b->data[b->len++] = tmp[--n];
 }
+
+void rsb_buf_dec(rsb_buf *b, uint64_t v) { rsb_buf_dec_w(b, v, 0); }
 
 void rsb_buf_flush(rsb_buf *b, int fd) {
     rsb_os_write_fd(fd, b->data, b->len);

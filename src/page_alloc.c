@@ -217,16 +217,24 @@ static void huge_unmap(rsb_arena *a, rsb_huge *h);
  * activity to trigger the delayed purge) does not keep it all resident. */
 #define RSB_DIRTY_FLOOR ((size_t)32 << 20)
 
+/* Give a dirty free span's pages back to the OS (it stays free, now clean). */
+static bool purge_span(rsb_arena *a, rsb_span *s) {
+    dirty_remove(a, s);
+    s->flags &= (uint8_t)~RSB_SF_DIRTY;
+#if !RSB_FREESTANDING
+    if (rsb_os_page > RSB_PAGE_SIZE) return false;
+    rsb_os_purge(s->start, (size_t)s->npages << RSB_PAGE_SHIFT);
+    a->purges++;
+    return true;
+#else
+    return false;
+#endif
+}
+
 static void purge_over_cap(rsb_arena *a) {
     size_t cap = a->mapped / 4 > RSB_DIRTY_FLOOR ? a->mapped / 4 : RSB_DIRTY_FLOOR;
     if (a->purge_delay_ms < 0 || a->dirty_bytes <= cap) return;
-    while (a->dirty_head && a->dirty_bytes > cap / 2) {
-        rsb_span *s = a->dirty_head;
-        dirty_remove(a, s);
-        s->flags &= (uint8_t)~RSB_SF_DIRTY;
-        if (rsb_os_page <= RSB_PAGE_SIZE) rsb_os_purge(s->start, (size_t)s->npages << RSB_PAGE_SHIFT);
-        a->purges++;
-    }
+    while (a->dirty_head && a->dirty_bytes > cap / 2) purge_span(a, a->dirty_head);
 }
 
 static inline void maybe_purge(rsb_arena *a) {
@@ -342,26 +350,18 @@ bool rsb_pages_purge(rsb_arena *a, bool all) {
     rsb_span *s;
     while ((s = a->dirty_head) != NULL) {
         if (!all && (a->purge_delay_ms < 0 || now - s->u.f.freed_ms < (uint32_t)a->purge_delay_ms)) break;
-        dirty_remove(a, s);
-        s->flags &= (uint8_t)~RSB_SF_DIRTY;
-        size_t bytes = (size_t)s->npages << RSB_PAGE_SHIFT;
 #if !RSB_FREESTANDING
         rsb_chunk *c = rsb_chunk_of_span(s);
-        if (s->npages == c->npages - c->first_page && a->nchunks > 1) {
+        if (s->npages == c->npages - c->first_page && a->nchunks > 1) { /* a whole chunk */
+            dirty_remove(a, s);
             bin_remove(a, s);
             chunk_release(a, c);
             a->purges++;
             released = true;
             continue;
         }
-        if (rsb_os_page <= RSB_PAGE_SIZE) {
-            rsb_os_purge(s->start, bytes);
-            a->purges++;
-            released = true;
-        }
-#else
-        (void)bytes;
 #endif
+        released |= purge_span(a, s);
     }
 #if !RSB_FREESTANDING
     rsb_huge *expired[RSB_HUGE_CACHE];

@@ -36,9 +36,7 @@ void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_clas
     for (uint32_t i = 0; i < a->ncaches; i++) st.lock_contended += a->caches[i].lock.contended;
     rsb_unlock_all(a);
     st.in_use = st.small_in_use + st.large_in_use;
-    /* Resident estimate: what is mapped minus free pages already purged. */
-    size_t free_clean = 0;
-    (void)free_clean;
+    /* Resident estimate: live blocks plus free pages not yet purged. */
     st.resident_est = st.in_use + st.free_dirty;
     st.caches = a->ncaches;
     st.classes = RSB_NUM_CLASSES;

@@ -43,14 +43,11 @@ static inline bool slab_exhausted(const rsb_span *s) {
     return s->u.s.free == NULL && s->u.s.bump == s->u.s.capacity;
 }
 
-/* Put block b back on slab s.  Owner lock held.  Returns true when s became
- * empty and left its bin: the caller gives it back to the page allocator
- * after dropping the lock. */
-static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
-    rsb_link_set(a, b, s->u.s.free);
-    s->u.s.free = b;
-    s->u.s.used--;
-    if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
+/* A slab just got a block back (pushed, used decremented).  Owner lock held.
+ * A full slab returns to its bin; a slab other than the bin's cursor that
+ * became empty leaves the bin, and true is returned: the caller gives it to
+ * the page allocator after dropping the lock. */
+static bool slab_settle(rsb_cache *c, rsb_span *s) {
     rsb_bin *bin = &c->bins[s->cls];
     if (!(s->flags & RSB_SF_IN_BIN)) { /* was full: make it available again */
         s->flags |= RSB_SF_IN_BIN;
@@ -62,6 +59,15 @@ static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
         return true;
     }
     return false;
+}
+
+/* Put block b back on slab s.  Owner lock held.  True: see slab_settle. */
+static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
+    rsb_link_set(a, b, s->u.s.free);
+    s->u.s.free = b;
+    s->u.s.used--;
+    if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
+    return slab_settle(c, s);
 }
 
 static void release_spans(rsb_arena *a, rsb_span *list) {
@@ -110,19 +116,8 @@ void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b)
 }
 
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s) {
-    /* The hot path already pushed the block and decremented used; redo the
-     * list bookkeeping that slab_put does for those two transitions. */
-    rsb_bin *bin = &c->bins[s->cls];
-    bool release = false;
-    if (!(s->flags & RSB_SF_IN_BIN)) {
-        s->flags |= RSB_SF_IN_BIN;
-        partial_push(bin, s);
-    }
-    if (s->u.s.used == 0 && bin->cur != s) {
-        partial_remove(bin, s);
-        s->flags &= (uint8_t)~RSB_SF_IN_BIN;
-        release = true;
-    }
+    /* The hot path already pushed the block and decremented used. */
+    bool release = slab_settle(c, s);
     rsb_lock_release(&c->lock);
     if (release) release_spans(a, (s->next = NULL, s));
 }
