@@ -14,6 +14,7 @@
  * RSBT_STRESS_SCALE (env, default 1.0) scales the number of operations.
  */
 #include "rsbtest.h"
+#include "rsbtest_mt.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -23,37 +24,6 @@
 
 /* ------------------------------------------------------------ failures -- */
 
-static atomic_int g_failed;
-static char g_msg[1024];
-
-__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...)
-{
-    if (atomic_exchange(&g_failed, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-}
-
-static double scale(void)
-{
-    const char *s = getenv("RSBT_STRESS_SCALE");
-    double v = s ? atof(s) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-/* ---------------------------------------------------------------- rng -- */
-
-static inline uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 static _Thread_local size_t t_size_limit;   /* 0: the full size mix */
 
