@@ -80,7 +80,7 @@ static inline void junk_new(void *p, size_t size) {
 static RSB_NOINLINE void *malloc_generic(size_t size) {
     rsb_arena *a = rsb_arena_get();
     void *p;
-    if (size <= RSB_MAG_MAX && likely(!rsb_opt.junk)) {
+    if (size <= RSB_SMALL_MAX && likely(!rsb_opt.junk)) {
         unsigned cls = rsb_size_class(size);
         rsb_mag *m = rsb_mag_self();
         p = rsb_mag_pop(a, m, cls);
@@ -122,13 +122,9 @@ RSB_API void rsb_free(void *p) {
     void **b = (void **)p;
     if (likely(s->owner + 1u == m->cache1)) {
         unsigned cls = s->cls;
-        if (likely(cls < RSB_MAG_CLASSES)) {
-            rsb_mag_link_set(a, b, m->head[cls]);
-            m->head[cls] = b;
-            if (unlikely(++m->count[cls] > rsb_mag_cap[cls])) rsb_mag_flush(a, m, cls);
-            return;
-        }
-        rsb_free_to_cache(a, &a->caches[m->cache1 - 1], s, b);
+        rsb_mag_link_set(a, b, m->head[cls]);
+        m->head[cls] = b;
+        if (unlikely(++m->count[cls] > rsb_mag_cap[cls])) rsb_mag_flush(a, m, cls);
         return;
     }
     if (m->cache1) { /* another cache's block: batch it */

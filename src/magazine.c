@@ -7,12 +7,19 @@ __thread rsb_mag rsb_mag_tls;
 uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
 
 /* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
- * 2 blocks of each class above 1 KiB.  At most ~160 KiB per thread if a
- * thread fills every class, usually far less. */
+ * 2 blocks of each class up to 8 KiB, 1 up to RSB_MAG_ONE_MAX (enough for a
+ * malloc/free pair to take no lock), none above (a free goes straight back
+ * to the cache).  At most ~160 KiB + ~360 KiB per thread if a thread fills
+ * every class, usually far less. */
+#define RSB_MAG_ONE_MAX 65536
 void rsb_mag_init(void) {
     for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
         unsigned size = rsb_class_size[c], cap = 2048 / size;
-        if (size > 1024)
+        if (size > RSB_MAG_ONE_MAX)
+            cap = 0;
+        else if (size > 8192)
+            cap = 1;
+        else if (size > 1024)
             cap = 2;
         else if (cap < 4)
             cap = 4;
@@ -36,7 +43,8 @@ void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
         m->state = RSB_MAG_ON;
     }
     unsigned got;
-    void **b = rsb_small_take_batch(a, &a->caches[m->cache1 - 1], cls, (rsb_mag_cap[cls] + 1u) / 2, &got);
+    unsigned want = (rsb_mag_cap[cls] + 1u) / 2;
+    void **b = rsb_small_take_batch(a, &a->caches[m->cache1 - 1], cls, want ? want : 1, &got);
     if (!b) return NULL;
     m->head[cls] = rsb_mag_link_get(a, b, cls);
     m->count[cls] = (uint8_t)(got - 1);
@@ -46,6 +54,13 @@ void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
 
 void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
     unsigned keep = rsb_mag_cap[cls] / 2u;
+    if (keep == 0) { /* cap 0 or 1: give everything back */
+        void *list = m->head[cls];
+        m->head[cls] = NULL;
+        m->count[cls] = 0;
+        rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, cls);
+        return;
+    }
     void **b = (void **)m->head[cls];
     for (unsigned i = 1; i < keep; i++) b = (void **)rsb_mag_link_get(a, b, cls);
     void *rest = rsb_mag_link_get(a, b, cls);

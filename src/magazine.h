@@ -1,7 +1,6 @@
 /*
- * Magazines (hosted only): a few free blocks per class up to RSB_MAG_MAX
- * (8 KiB) held by each
- * thread in front of its hashed cache, so that most malloc/free pairs take
+ * Magazines (hosted only): a few free blocks per size class (see
+ * rsb_mag_init for how many) held by each thread in front of its hashed cache, so that most malloc/free pairs take
  * no lock and no atomic instruction.  Blocks move between a magazine and the
  * thread's cache in batches, under the cache's spinlock: one lock per batch
  * instead of one per block.
