@@ -63,16 +63,13 @@ static void rsb_stats_print(int fd);
 static size_t rsb_malloc_usable_size(const void *p);
 #endif
 
-#define JUNK_ALLOC 0xAB
-#define JUNK_FREE 0xDF
-
 static inline void *nomem(void) {
     errno = ENOMEM;
     return NULL;
 }
 
 static inline void junk_new(void *p, size_t size) {
-    if (unlikely(rsb_opt.junk) && p) memset(p, JUNK_ALLOC, size);
+    if (unlikely(rsb_opt.junk) && p) memset(p, RSB_JUNK_ALLOC, size);
 }
 
 /* Everything but the fast path: initialisation, empty magazines, big
@@ -82,9 +79,11 @@ static RSB_NOINLINE void *malloc_generic(size_t size) {
     void *p;
     if (size <= RSB_SMALL_MAX && likely(!rsb_opt.junk)) {
         unsigned cls = rsb_size_class(size);
-        rsb_mag *m = rsb_mag_self();
-        p = rsb_mag_pop(a, m, cls);
-        if (!p) p = rsb_mag_refill(a, m, cls);
+        rsb_mag *m = rsb_mag_on;
+        if (!m)
+            p = rsb_mag_start(a, cls);
+        else if (!(p = rsb_mag_pop(a, m, cls)))
+            p = rsb_mag_refill(a, m, cls);
     } else
         p = rsb_core_malloc(a, size);
     if (unlikely(!p)) return nomem();
@@ -92,19 +91,30 @@ static RSB_NOINLINE void *malloc_generic(size_t size) {
     return p;
 }
 
-static RSB_NOINLINE void free_generic(void *p) {
-    if (unlikely(!p)) return;
-    rsb_arena *a = rsb_arena_get();
-    if (unlikely(rsb_opt.junk)) memset(p, JUNK_FREE, rsb_core_usable_size(a, p));
-    rsb_core_free(a, p);
+/* A checked block that does not go on this thread's magazine: another
+ * cache's block (batched in the outbox), or the magazine is off (m NULL: not
+ * set up, thread exiting, junk filling).  rsb_free_begin has written the
+ * double-free marker: junk filling keeps it. */
+static RSB_NOINLINE void free_not_mine(rsb_arena *a, rsb_mag *m, rsb_span *s, void **b) {
+    if (m) {
+        rsb_outbox_put(a, m, s->owner, b);
+        return;
+    }
+    if (unlikely(rsb_opt.junk)) {
+        void *mark = b[1];
+        memset(b, RSB_JUNK_FREE, s->u.s.block);
+        b[1] = mark;
+    }
+    rsb_free_to_cache(a, rsb_cache_of_thread(a), s, b);
 }
 
 /* The hot paths (budget: no lock, no atomic, no loop): malloc pops from the
  * thread's magazine; free checks the pointer and pushes it on the magazine
  * when the thread's cache owns the slab.  Everything else is out of line. */
 RSB_API void *rsb_malloc(size_t size) {
-    if (likely(size <= RSB_CLASS_LUT_MAX)) {
-        void *p = rsb_mag_pop(&rsb_global, &rsb_mag_tls, rsb_class_lut[(size + 15) >> 4]);
+    rsb_mag *m = rsb_mag_on;
+    if (likely(size <= RSB_CLASS_LUT_MAX && m != NULL)) {
+        void *p = rsb_mag_pop(&rsb_global, m, rsb_class_lut[(size + 15) >> 4]);
         if (likely(p != NULL)) return p;
     }
     return malloc_generic(size);
@@ -112,33 +122,25 @@ RSB_API void *rsb_malloc(size_t size) {
 
 RSB_API void rsb_free(void *p) {
     rsb_arena *a = &rsb_global;
-    if (unlikely(!__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE))) {
-        free_generic(p);
-        return;
-    }
-    rsb_span *s = rsb_free_begin(a, p);
+    rsb_span *s = rsb_free_begin(a, p); /* checks p; NULL: slow path done */
     if (unlikely(s == NULL)) return;
-    rsb_mag *m = rsb_mag_self();
-    void **b = (void **)p;
-    if (likely(s->owner + 1u == m->cache1)) {
-        unsigned cls = s->cls;
-        rsb_mag_link_set(a, b, m->head[cls]);
-        m->head[cls] = b;
-        if (unlikely(++m->count[cls] > rsb_mag_cap[cls])) rsb_mag_flush(a, m, cls);
+    rsb_mag *m = rsb_mag_on;
+    if (unlikely(m == NULL || s->owner + 1u != m->cache1)) {
+        free_not_mine(a, m, s, (void **)p);
         return;
     }
-    if (m->cache1) { /* another cache's block: batch it */
-        rsb_outbox_put(a, m, s->owner, b);
-        return;
-    }
-    rsb_free_to_cache(a, rsb_cache_of_thread(a), s, b);
+    unsigned cls = s->cls;
+    rsb_mag_link_set(a, (void **)p, m->head[cls]);
+    m->head[cls] = p;
+    if (unlikely(--m->room[cls] < 0)) rsb_mag_flush(a, m, cls);
 }
 
 RSB_API void *rsb_calloc(size_t n, size_t size) {
     size_t total;
     if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
+    rsb_mag *m = rsb_mag_on;
     if (likely(total <= RSB_CLASS_LUT_MAX)) {
-        void *p = rsb_mag_pop(&rsb_global, &rsb_mag_tls, rsb_class_lut[(total + 15) >> 4]);
+        void *p = m ? rsb_mag_pop(&rsb_global, m, rsb_class_lut[(total + 15) >> 4]) : NULL;
         if (!p) p = malloc_generic(total);
         if (likely(p != NULL)) memset(p, 0, total);
         return p;
@@ -229,7 +231,7 @@ RSB_API size_t rsb_malloc_usable_size(const void *p) {
 RSB_API int rsb_malloc_trim(size_t pad) {
     (void)pad;
     rsb_arena *a = rsb_arena_get();
-    rsb_mag_drain(a, &rsb_mag_tls, false);
+    rsb_mag_drain(a, rsb_mag_on, false);
     return rsb_core_trim(a) ? 1 : 0;
 }
 
@@ -237,13 +239,13 @@ RSB_API int rsb_malloc_trim(size_t pad) {
  * other threads' magazines still count as in use. */
 RSB_API void rsb_stats(rsb_stats_t *out) {
     rsb_arena *a = rsb_arena_get();
-    rsb_mag_drain(a, rsb_mag_self(), false);
+    rsb_mag_drain(a, rsb_mag_on, false);
     rsb_stats_collect(a, out, NULL);
 }
 
 RSB_API void rsb_stats_print(int fd) {
     rsb_arena *a = rsb_arena_get();
-    rsb_mag_drain(a, rsb_mag_self(), false);
+    rsb_mag_drain(a, rsb_mag_on, false);
     rsb_stats_report(a, fd);
 }
 
@@ -267,10 +269,7 @@ RSB_API void rsb_stats_print(int fd) {
 
 /* Entering the allocator: magazines off under valgrind, errors off. */
 RSB_INLINE void vg_enter(void) {
-    if (RUNNING_ON_VALGRIND) {
-        rsb_mag *m = rsb_mag_self();
-        if (m->state == RSB_MAG_NEW) m->state = RSB_MAG_DEAD;
-    }
+    if (RUNNING_ON_VALGRIND && rsb_mag_state == RSB_MAG_NEW) rsb_mag_state = RSB_MAG_DEAD;
     VALGRIND_DISABLE_ERROR_REPORTING;
 }
 #define vg_leave() VALGRIND_ENABLE_ERROR_REPORTING

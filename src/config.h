@@ -70,6 +70,12 @@
 #define RSB_MIN_CACHES 8
 #define RSB_MAX_CACHES 256
 
+/* RSBMALLOC_JUNK: new blocks are filled with RSB_JUNK_ALLOC, freed ones
+ * (past the two words the allocator keeps in a free block) with
+ * RSB_JUNK_FREE. */
+#define RSB_JUNK_ALLOC 0xAB
+#define RSB_JUNK_FREE 0xDF
+
 /* Free pages are returned to the OS after this many milliseconds (default). */
 #define RSB_DEFAULT_PURGE_DELAY_MS 100
 

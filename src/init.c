@@ -60,6 +60,7 @@ void rsb_init(void) {
     a->link_key = rsb_os_random() * 0xd6e8feb86659fd93ull;
     a->purge_delay_ms = rsb_opt.purge_delay_ms;
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
+    a->junk = rsb_opt.junk;
     __atomic_store_n(&a->fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
@@ -114,6 +115,7 @@ __attribute__((constructor)) static void rsb_constructor(void) {
         options_loaded = true;
         rsb_lock_acquire(&rsb_global.lock);
         rsb_global.purge_delay_ms = rsb_opt.purge_delay_ms;
+        rsb_global.junk = rsb_opt.junk;
         rsb_lock_release(&rsb_global.lock);
         __atomic_store_n(&rsb_global.fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     }

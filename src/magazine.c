@@ -3,7 +3,9 @@
 
 #include "init.h"
 
-__thread rsb_mag rsb_mag_tls;
+__thread rsb_mag *rsb_mag_on RSB_IE_TLS;
+__thread uint8_t rsb_mag_state RSB_IE_TLS;
+__thread uint8_t rsb_mag_warmup RSB_IE_TLS;
 uint8_t rsb_mag_cap[RSB_MAG_CLASSES];
 
 /* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
@@ -29,25 +31,75 @@ void rsb_mag_init(void) {
     }
 }
 
-void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
-    if (unlikely(m->state != RSB_MAG_ON)) {
-        if (m->state != RSB_MAG_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) ||
-            ++m->warmup < RSB_MAG_WARMUP)
-            return rsb_small_alloc(a, cls); /* off, being set up, or warming up */
-        m->state = RSB_MAG_SETUP;
-        if (!rsb_thread_register(m)) { /* no destructor: never hold blocks */
-            m->state = RSB_MAG_DEAD;
-            return rsb_small_alloc(a, cls);
+/* Magazines live in pages of their own, not in the heap (they are not
+ * blocks the program allocated, so they do not show as in use).  A freed
+ * magazine waits on a list for the next thread: the pool grows to the most
+ * threads alive at once, 64 KiB at a time.  Arena lock (fork-safe). */
+#define RSB_MAG_POOL_BYTES ((size_t)64 << 10)
+#define RSB_MAG_STRIDE ((sizeof(rsb_mag) + RSB_CACHELINE - 1) & ~(size_t)(RSB_CACHELINE - 1))
+static rsb_mag *mag_pool_free; /* linked through head[0] */
+static char *mag_pool_next, *mag_pool_end;
+
+static rsb_mag *mag_new(rsb_arena *a) {
+    rsb_lock_acquire(&a->lock);
+    rsb_mag *m = mag_pool_free;
+    if (m) {
+        mag_pool_free = (rsb_mag *)m->head[0];
+    } else {
+        if ((size_t)(mag_pool_end - mag_pool_next) < RSB_MAG_STRIDE) {
+            char *p = rsb_os_map(RSB_MAG_POOL_BYTES, rsb_os_page, 0);
+            if (p) {
+                mag_pool_next = p;
+                mag_pool_end = p + RSB_MAG_POOL_BYTES;
+            }
         }
-        m->cache1 = rsb_cache_of_thread(a)->index + 1;
-        m->state = RSB_MAG_ON;
+        if ((size_t)(mag_pool_end - mag_pool_next) >= RSB_MAG_STRIDE) {
+            m = (rsb_mag *)mag_pool_next;
+            mag_pool_next += RSB_MAG_STRIDE;
+        }
     }
+    rsb_lock_release(&a->lock);
+    if (m) rsb_memset(m, 0, sizeof(rsb_mag));
+    return m;
+}
+
+static void mag_delete(rsb_arena *a, rsb_mag *m) {
+    rsb_lock_acquire(&a->lock);
+    m->head[0] = mag_pool_free;
+    mag_pool_free = m;
+    rsb_lock_release(&a->lock);
+}
+
+void *rsb_mag_start(rsb_arena *a, unsigned cls) {
+    if (rsb_mag_state != RSB_MAG_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) ||
+        ++rsb_mag_warmup < RSB_MAG_WARMUP)
+        return rsb_small_alloc(a, cls); /* off, being set up, or warming up */
+    rsb_mag_state = RSB_MAG_SETUP; /* allocations below come back here: no magazine */
+    rsb_mag *m = mag_new(a);
+    if (!m) {
+        rsb_mag_state = RSB_MAG_NEW;
+        rsb_mag_warmup = 0; /* try again later */
+        return rsb_small_alloc(a, cls);
+    }
+    if (!rsb_thread_register(m)) { /* no destructor: never hold blocks */
+        mag_delete(a, m);
+        rsb_mag_state = RSB_MAG_DEAD;
+        return rsb_small_alloc(a, cls);
+    }
+    for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) m->room[c] = (int8_t)rsb_mag_cap[c];
+    m->cache1 = rsb_cache_of_thread(a)->index + 1;
+    rsb_mag_state = RSB_MAG_ON;
+    rsb_mag_on = m;
+    return rsb_mag_refill(a, m, cls);
+}
+
+void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
     unsigned got;
     unsigned want = (rsb_mag_cap[cls] + 1u) / 2;
     void **b = rsb_small_take_batch(a, &a->caches[m->cache1 - 1], cls, want ? want : 1, &got);
     if (!b) return NULL;
     m->head[cls] = rsb_mag_link_get(a, b, cls);
-    m->count[cls] = (uint8_t)(got - 1);
+    m->room[cls] = (int8_t)(rsb_mag_cap[cls] - (got - 1));
     b[1] = NULL;
     return b;
 }
@@ -57,7 +109,7 @@ void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
     if (keep == 0) { /* cap 0 or 1: give everything back */
         void *list = m->head[cls];
         m->head[cls] = NULL;
-        m->count[cls] = 0;
+        m->room[cls] = (int8_t)rsb_mag_cap[cls];
         rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, cls);
         return;
     }
@@ -65,7 +117,7 @@ void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
     for (unsigned i = 1; i < keep; i++) b = (void **)rsb_mag_link_get(a, b, cls);
     void *rest = rsb_mag_link_get(a, b, cls);
     rsb_mag_link_set(a, b, NULL);
-    m->count[cls] = (uint8_t)keep;
+    m->room[cls] = (int8_t)(rsb_mag_cap[cls] - keep);
     rsb_small_put_batch(a, &a->caches[m->cache1 - 1], rest, cls);
 }
 
@@ -83,19 +135,19 @@ void rsb_outbox_send(rsb_arena *a, rsb_outbox *o) {
 }
 
 void rsb_mag_drain(rsb_arena *a, rsb_mag *m, bool turn_off) {
+    if (!m) return;
     for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
         if (m->out[i].count) rsb_outbox_send(a, &m->out[i]);
-    if (m->cache1) {
-        for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
-            if (!m->head[c]) continue;
-            void *list = m->head[c];
-            m->head[c] = NULL;
-            m->count[c] = 0;
-            rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, c);
-        }
+    for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
+        if (!m->head[c]) continue;
+        void *list = m->head[c];
+        m->head[c] = NULL;
+        m->room[c] = (int8_t)rsb_mag_cap[c];
+        rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, c);
     }
     if (turn_off) {
-        m->cache1 = 0;
-        m->state = RSB_MAG_DEAD;
+        rsb_mag_on = NULL;
+        rsb_mag_state = RSB_MAG_DEAD;
+        mag_delete(a, m);
     }
 }

@@ -9,17 +9,12 @@
 #include "os.h"
 
 #if !RSB_FREESTANDING
-/* In .bss: 4 MiB of address space, only the pages covering our chunks are
- * ever touched. */
-uint64_t rsb_registry[(size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 6)];
+/* In .bss: 32 MiB of address space, of which only the pages covering our
+ * chunks are ever touched (one 4 KiB page per 16 GiB of addresses). */
+uint8_t rsb_registry[RSB_REGISTRY_ENTRIES];
 
-static void registry_set(uintptr_t base, bool on) {
-    uintptr_t i = base >> RSB_CHUNK_SHIFT;
-    uint64_t bit = (uint64_t)1 << (i & 63);
-    if (on)
-        __atomic_fetch_or(&rsb_registry[i >> 6], bit, __ATOMIC_RELEASE);
-    else
-        __atomic_fetch_and(&rsb_registry[i >> 6], ~bit, __ATOMIC_RELEASE);
+static void registry_set(uintptr_t base, unsigned what) {
+    __atomic_store_n(&rsb_registry[base >> RSB_CHUNK_SHIFT], (uint8_t)what, __ATOMIC_RELEASE);
 }
 #endif
 
@@ -189,7 +184,7 @@ static rsb_chunk *chunk_new(rsb_arena *a) {
                    "chunk metadata, and the DEAD descriptor past it, fit in page 0");
     chunk_add(a, c, base, (uint32_t)RSB_CHUNK_PAGES, 1);
     a->mapped += RSB_CHUNK_SIZE;
-    registry_set((uintptr_t)base, true);
+    registry_set((uintptr_t)base, RSB_REG_PAGES);
     return c;
 }
 
@@ -201,7 +196,7 @@ static void chunk_release(rsb_arena *a, rsb_chunk *c) {
     if (c->next) c->next->prev = c->prev;
     a->nchunks--;
     a->mapped -= RSB_CHUNK_SIZE;
-    registry_set((uintptr_t)c->base, false);
+    registry_set((uintptr_t)c->base, RSB_REG_NONE);
     rsb_os_unmap(c->base, RSB_CHUNK_SIZE);
 }
 #endif
@@ -428,7 +423,7 @@ void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
     h->kind = RSB_CHUNK_HUGE_KIND;
     h->map_size = map;
     h->offset = off;
-    registry_set((uintptr_t)h, true);
+    registry_set((uintptr_t)h, RSB_REG_HUGE);
     __atomic_fetch_add(&a->huge_mapped, map, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->huge_count, 1, __ATOMIC_RELAXED);
     *zero = true;
@@ -437,7 +432,7 @@ void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
 
 static void huge_unmap(rsb_arena *a, rsb_huge *h) {
     size_t map = h->map_size;
-    registry_set((uintptr_t)h, false);
+    registry_set((uintptr_t)h, RSB_REG_NONE);
     h->magic = 0;
     __atomic_fetch_sub(&a->huge_mapped, map, __ATOMIC_RELAXED);
     rsb_os_unmap(h, map);
@@ -513,16 +508,16 @@ void *rsb_huge_realloc(rsb_arena *a, rsb_huge *h, size_t size) {
         if (off == RSB_CHUNK_SIZE) return NULL; /* alignment above a chunk: caller copies */
         rsb_huge *n = rsb_os_map(map, RSB_CHUNK_SIZE, 0);
         if (!n) return NULL;
-        /* Clear h's bit while h is still mapped: once mremap has moved the
-         * pages, another thread may map a chunk at h and set the bit. */
-        registry_set((uintptr_t)h, false);
+        /* Clear h's entry while h is still mapped: once mremap has moved the
+         * pages, another thread may map a chunk at h and set its entry. */
+        registry_set((uintptr_t)h, RSB_REG_NONE);
         if (!rsb_os_remap_to(h, old, map, n)) {
-            registry_set((uintptr_t)h, true);
+            registry_set((uintptr_t)h, RSB_REG_HUGE);
             rsb_os_unmap(n, map);
             return NULL;
         }
         h = n;
-        registry_set((uintptr_t)h, true);
+        registry_set((uintptr_t)h, RSB_REG_HUGE);
     }
     h->map_size = map;
     if (map > old)

@@ -17,8 +17,8 @@
  * Finding the metadata of a pointer p (hosted): the header of the chunk or
  * huge mapping that holds p is at (p - 1) rounded down to RSB_CHUNK_SIZE,
  * because every block starts strictly after its header and at most
- * RSB_CHUNK_SIZE bytes after it.  A global bitmap (the registry) says which
- * chunk-aligned addresses are ours, so a foreign pointer is recognised
+ * RSB_CHUNK_SIZE bytes after it.  A global byte map (the registry) says which
+ * chunk-aligned addresses are ours, and whether a page chunk or a huge block, so a foreign pointer is recognised
  * without touching memory we do not own.
  */
 #ifndef RSB_PAGE_ALLOC_H
@@ -155,6 +155,7 @@ typedef struct rsb_arena {
     uint32_t ncaches;            /* power of two */
     uint32_t ready;              /* 1 once init has finished */
     uint32_t fast;               /* ready and no option needs the generic path */
+    uint32_t junk;               /* hosted RSBMALLOC_JUNK: fill freed page runs */
     uint64_t key;                /* random: double-free marker = key ^ address */
     uint64_t link_key;           /* random: RSB_HARDEN free-list link encoding */
 
@@ -183,13 +184,17 @@ typedef struct rsb_arena {
 /* --- lookup ------------------------------------------------------------ */
 
 #if !RSB_FREESTANDING
-/* Registry: one bit per chunk-aligned address below 2^47. */
+/* Registry: one byte per chunk-aligned address below 2^47 saying what is
+ * mapped there (a byte, not a bit, so that free's fast path tests "a page
+ * chunk" with one compare and never reads a huge block's header). */
 #define RSB_ADDR_BITS 47
-extern uint64_t rsb_registry[(size_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT - 6)];
-RSB_INLINE bool rsb_registry_has(uintptr_t base) {
+#define RSB_REGISTRY_ENTRIES ((uintptr_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT))
+enum { RSB_REG_NONE = 0, RSB_REG_PAGES = 1, RSB_REG_HUGE = 2 };
+extern uint8_t rsb_registry[RSB_REGISTRY_ENTRIES];
+RSB_INLINE unsigned rsb_registry_get(uintptr_t base) {
     uintptr_t i = base >> RSB_CHUNK_SHIFT;
-    if (unlikely(i >> (RSB_ADDR_BITS - RSB_CHUNK_SHIFT))) return false;
-    return (__atomic_load_n(&rsb_registry[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
+    if (unlikely(i >= RSB_REGISTRY_ENTRIES)) return RSB_REG_NONE;
+    return __atomic_load_n(&rsb_registry[i], __ATOMIC_RELAXED);
 }
 #endif
 
@@ -203,9 +208,22 @@ RSB_INLINE void *rsb_header_of(const rsb_arena *a, const void *p) {
 #else
     (void)a;
     uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
-    if (!rsb_registry_has(base)) return NULL;
+    if (rsb_registry_get(base) == RSB_REG_NONE) return NULL;
     if (base == 0) __builtin_unreachable(); /* the registry never holds address 0 */
     return (void *)base;
+#endif
+}
+
+/* The page chunk (never a huge header) that covers p, or NULL. */
+RSB_INLINE rsb_chunk *rsb_pages_chunk_of(const rsb_arena *a, const void *p) {
+#if RSB_FREESTANDING
+    return (rsb_chunk *)rsb_header_of(a, p); /* the region is the only chunk */
+#else
+    (void)a;
+    uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
+    if (rsb_registry_get(base) != RSB_REG_PAGES) return NULL;
+    if (base == 0) __builtin_unreachable();
+    return (rsb_chunk *)base;
 #endif
 }
 

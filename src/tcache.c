@@ -287,8 +287,9 @@ void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
 /* Everything the inline free does not finish: NULL, foreign pointers, huge
  * and large blocks, and slab frees that fail a check (diagnosed here with
  * the fully validated lookup). */
-void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
+void rsb_free_slow(rsb_arena *a, void *p) {
     if (!p) return;
+    void *hdr = rsb_header_of(a, p);
     if (!hdr) rsb_fatal_pointer("free of a pointer it never returned", p);
 #if !RSB_FREESTANDING
     rsb_huge *h = (rsb_huge *)hdr;
@@ -319,6 +320,7 @@ void rsb_free_slow(rsb_arena *a, void *hdr, void *p) {
         return;
     }
     if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
+        if (unlikely(a->junk)) rsb_memset(p, RSB_JUNK_FREE, (size_t)s->npages << RSB_PAGE_SHIFT);
         rsb_lock_acquire(&a->lock);
         rsb_pages_free(a, s);
         rsb_lock_release(&a->lock);

@@ -69,6 +69,17 @@ RSB_INLINE unsigned rsb_size_class(size_t size) {
            RSB_CLASS_STEPS;
 }
 
+/* Is off (an offset inside a slab, so below 2^20) a multiple of class cls's
+ * block size d?  With m = rsb_class_magic[cls] = ceil(2^48 / d), write
+ * off = q*d + r and d*m = 2^48 + e (0 <= e < d).  Modulo 2^48,
+ * off*m = q*e + r*m: below off < 2^20 when r == 0, and at least m >= 2^28
+ * (d <= 2^20) without wrapping when r > 0.  So one multiply and a test of
+ * the low 48 bits replace a division (checked for every offset of every
+ * class by tests/unit/size_classes.c). */
+RSB_INLINE bool rsb_class_divides(unsigned cls, uintptr_t off) {
+    return (((uint64_t)off * rsb_class_magic[cls]) << 16) < ((uint64_t)1 << 36);
+}
+
 RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {
     uint64_t h = (uint64_t)rsb_os_thread_id() * 0x9e3779b97f4a7c15ull;
     return &a->caches[(h >> 56) & (a->ncaches - 1)];
@@ -154,7 +165,7 @@ void rsb_cache_check(rsb_arena *a, rsb_cache *c);
 /* Slow paths (tcache.c). */
 void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls); /* lock held; releases it */
 void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);
-void rsb_free_slow(rsb_arena *a, void *hdr, void *p);
+void rsb_free_slow(rsb_arena *a, void *p); /* finishes the free or aborts */
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s); /* lock held; releases it */
 void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b);
 void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b);
@@ -186,18 +197,18 @@ RSB_INLINE void *rsb_core_malloc(rsb_arena *a, size_t size) {
  * start of a block that is not already free; write the double-free marker.
  * Returns NULL when p took the slow path (which has finished the free). */
 RSB_INLINE rsb_span *rsb_free_begin(rsb_arena *a, void *p) {
-    rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, p);
-    if (unlikely(!ch || ch->kind != RSB_CHUNK_PAGES_KIND)) goto slow;
+    rsb_chunk *ch = rsb_pages_chunk_of(a, p);
+    if (unlikely(!ch)) goto slow;
     rsb_span *s = rsb_span_guess(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
     if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) goto slow;
-    if (unlikely(((off * rsb_class_magic[s->cls]) >> 48) * s->u.s.block != off)) goto slow;
+    if (unlikely(!rsb_class_divides(s->cls, off))) goto slow;
     uintptr_t mark = a->key ^ (uintptr_t)p;
     if (unlikely((uintptr_t)((void **)p)[1] == mark)) goto slow;
     ((void **)p)[1] = (void *)mark;
     return s;
 slow:
-    rsb_free_slow(a, ch, p);
+    rsb_free_slow(a, p);
     return NULL;
 }
 

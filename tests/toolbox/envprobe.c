@@ -29,6 +29,17 @@ int main(int argc, char **argv) {
         /* Use after free on purpose: the allocator owns the first 16 bytes. */
         for (int i = 16; i < 64; i++)
             if (((volatile unsigned char *)p)[i] != 0xDF) return printf("freed byte %d is %#x\n", i, p[i]), 1;
+        /* A page run (512 KiB) and a 16 KiB block (per-thread magazine). */
+        size_t sizes[] = {512 << 10, 16 << 10};
+        for (int k = 0; k < 2; k++) {
+            unsigned char *q = malloc(sizes[k]);
+            for (size_t i = 0; i < sizes[k]; i += 4093)
+                if (q[i] != 0xAB) return printf("new byte %zu of %zu is %#x\n", i, sizes[k], q[i]), 1;
+            free(q);
+            for (size_t i = 16; i < sizes[k]; i += 4093)
+                if (((volatile unsigned char *)q)[i] != 0xDF)
+                    return printf("freed byte %zu of %zu is %#x\n", i, sizes[k], q[i]), 1;
+        }
         puts("junk ok");
         return 0;
     }

@@ -56,3 +56,14 @@ Test(size_classes, reciprocal_division_is_exact) {
             }
     }
 }
+
+/* free's block-start test: exact for every offset of every slab. */
+Test(size_classes, block_start_test_is_exact) {
+    for (unsigned c = 0; c < RSB_NUM_CLASSES; c++) {
+        size_t d = rsb_class_size[c];
+        size_t span = (size_t)rsb_class_pages[c] << RSB_PAGE_SHIFT;
+        for (size_t off = 0; off < span; off++)
+            if (rsb_class_divides(c, off) != (off % d == 0))
+                cr_assert_fail("class %u (%zu B) offset %zu", c, d, off);
+    }
+}
