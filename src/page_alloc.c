@@ -226,6 +226,12 @@ static bool purge_span(rsb_arena *a, rsb_span *s) {
 #endif
 }
 
+#if RSB_FREESTANDING
+#define RSB_LARGE_CACHED(a) 0
+#else
+#define RSB_LARGE_CACHED(a) ((a)->large_cached != 0)
+#endif
+
 static void purge_over_cap(rsb_arena *a) {
     size_t cap = a->mapped / 4 > RSB_DIRTY_FLOOR ? a->mapped / 4 : RSB_DIRTY_FLOOR;
     if (a->purge_delay_ms < 0 || a->dirty_bytes <= cap) return;
@@ -233,7 +239,7 @@ static void purge_over_cap(rsb_arena *a) {
 }
 
 static inline void maybe_purge(rsb_arena *a) {
-    if (a->purge_delay_ms >= 0 && (a->dirty_head || a->huge_cached_bytes) &&
+    if (a->purge_delay_ms >= 0 && (a->dirty_head || a->huge_cached_bytes || RSB_LARGE_CACHED(a)) &&
         rsb_os_now_ms() >= a->next_purge_ms)
         rsb_pages_purge(a, false);
 }
@@ -339,8 +345,57 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s) {
     purge_over_cap(a);
 }
 
+#if !RSB_FREESTANDING
+rsb_span *rsb_large_cache_take(rsb_arena *a, uint32_t n) {
+    for (uint32_t i = a->large_cached; i-- > 0;) {
+        rsb_span *s = a->large_cache[i];
+        if (s->npages != n) continue;
+        for (uint32_t j = i + 1; j < a->large_cached; j++) a->large_cache[j - 1] = a->large_cache[j];
+        a->large_cached--;
+        s->flags &= (uint8_t)~RSB_SF_CACHED;
+        a->large_cached_bytes -= (size_t)n << RSB_PAGE_SHIFT;
+        a->large_bytes += (size_t)n << RSB_PAGE_SHIFT;
+        return s;
+    }
+    return NULL;
+}
+
+static void large_cache_evict(rsb_arena *a, uint32_t i) {
+    rsb_span *s = a->large_cache[i];
+    for (uint32_t j = i + 1; j < a->large_cached; j++) a->large_cache[j - 1] = a->large_cache[j];
+    a->large_cached--;
+    s->flags &= (uint8_t)~RSB_SF_CACHED;
+    a->large_cached_bytes -= (size_t)s->npages << RSB_PAGE_SHIFT;
+    a->large_bytes += (size_t)s->npages << RSB_PAGE_SHIFT; /* rsb_pages_free takes it off */
+    rsb_pages_free(a, s);
+}
+
+void rsb_large_cache_put(rsb_arena *a, rsb_span *s) {
+    if (a->purge_delay_ms == 0) { /* purge at once: nothing to keep */
+        rsb_pages_free(a, s);
+        return;
+    }
+    if (a->large_cached == RSB_LARGE_CACHE) large_cache_evict(a, 0);
+    s->flags |= RSB_SF_CACHED;
+    a->large_cache[a->large_cached++] = s;
+    a->large_cached_bytes += (size_t)s->npages << RSB_PAGE_SHIFT;
+    a->large_bytes -= (size_t)s->npages << RSB_PAGE_SHIFT;
+    /* The purge timer must run while the cache holds memory; the clock is
+     * read once per 64 puts, not on each. */
+    if (a->next_purge_ms == UINT64_MAX && a->purge_delay_ms > 0)
+        a->next_purge_ms = rsb_os_now_ms() + (uint64_t)a->purge_delay_ms;
+    else if ((++a->large_cache_puts & 63) == 0)
+        maybe_purge(a);
+}
+#endif
+
 bool rsb_pages_purge(rsb_arena *a, bool all) {
     bool released = false;
+#if !RSB_FREESTANDING
+    /* Cached page runs first, so that they can merge and be purged below. */
+    while (a->large_cached) large_cache_evict(a, a->large_cached - 1);
+    a->large_cache_puts = 0;
+#endif
     uint32_t now = (uint32_t)rsb_os_now_ms();
     rsb_span *s;
     while ((s = a->dirty_head) != NULL) {
@@ -365,7 +420,7 @@ bool rsb_pages_purge(rsb_arena *a, bool all) {
     released |= nexp != 0;
     a->purges += nexp;
 #endif
-    a->next_purge_ms = (a->dirty_head || a->huge_cached_bytes) && a->purge_delay_ms >= 0
+    a->next_purge_ms = (a->dirty_head || a->huge_cached_bytes || RSB_LARGE_CACHED(a)) && a->purge_delay_ms >= 0
                            ? (uint64_t)rsb_os_now_ms() + (uint64_t)a->purge_delay_ms
                            : UINT64_MAX;
     return released;

@@ -32,6 +32,7 @@ enum rsb_span_flags {
     RSB_SF_IN_BIN = 1, /* SLAB: it is its bin's `cur` or on its partial list   */
     RSB_SF_DIRTY = 2,  /* FREE: some page may be resident (not purged yet)     */
     RSB_SF_ZERO = 4,   /* FREE/LARGE: every byte is known to be zero           */
+    RSB_SF_CACHED = 8, /* LARGE: freed, kept whole in the arena's large cache  */
 };
 
 typedef struct rsb_span rsb_span;
@@ -138,6 +139,15 @@ typedef struct rsb_huge {
 #define RSB_HUGE_CACHE 8
 #define RSB_HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
 
+/* Freed page runs (LARGE spans) kept whole for the next request of the
+ * same page count, so a program that allocates and frees a medium block in
+ * a loop skips the merge, the split, the bins and the clock.  Hosted only;
+ * at most RSB_LARGE_CACHE spans (RSB_LARGE_CACHE * 2 MiB); they stay LARGE
+ * with RSB_SF_CACHED (a second free is still diagnosed), count as used
+ * pages of their chunk and as free dirty memory in the statistics, and go
+ * back to the page allocator at the next purge. */
+#define RSB_LARGE_CACHE 4
+
 /* Free spans are kept in size bins: exact page counts up to 32, then four
  * bins per doubling (so a search that starts one bin up is a good fit). */
 #if RSB_FREESTANDING
@@ -177,6 +187,13 @@ typedef struct rsb_arena {
     size_t huge_count;
     rsb_huge *huge_cache[RSB_HUGE_CACHE]; /* arena lock */
     size_t huge_cached_bytes;
+#if !RSB_FREESTANDING
+    /* Freed LARGE spans kept whole (RSB_SF_CACHED), oldest first. */
+    rsb_span *large_cache[RSB_LARGE_CACHE];
+    uint32_t large_cached;       /* entries in use */
+    uint32_t large_cache_puts;   /* puts since the last purge check */
+    size_t large_cached_bytes;
+#endif
     /* Freestanding: the single region chunk; hosted: NULL. */
     rsb_chunk *region;
 } rsb_arena;
@@ -268,6 +285,13 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s);
 /* Return free memory to the OS: purge dirty spans freed at least the purge
  * delay ago (all of them if `all`), unmap empty chunks.  Lock held. */
 bool rsb_pages_purge(rsb_arena *a, bool all);
+#if !RSB_FREESTANDING
+/* A cached LARGE span of exactly n pages, made live again, or NULL. */
+rsb_span *rsb_large_cache_take(rsb_arena *a, uint32_t n);
+/* Free LARGE span s into the cache (the oldest entry may go to
+ * rsb_pages_free to make room). */
+void rsb_large_cache_put(rsb_arena *a, rsb_span *s);
+#endif
 /* Init arena bookkeeping. */
 void rsb_pages_init(rsb_arena *a);
 #if RSB_FREESTANDING

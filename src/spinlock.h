@@ -8,6 +8,14 @@
  * only burn the waiter's time slice (and under valgrind, which runs one
  * thread at a time, it would never end).
  *
+ * Single-threaded processes (glibc's __libc_single_threaded, hosted) take
+ * and release the lock with plain stores: no other thread exists to race
+ * with, and glibc clears the flag in pthread_create before the new thread
+ * runs, never while we hold a lock.  A held lock is still seen as held (a
+ * signal handler that re-enters malloc waits instead of corrupting).
+ * Threads made with a raw clone(CLONE_VM) bypass the flag; glibc documents
+ * the same limit.
+ *
  * Invariant: `locked` is 0 or 1; `contended` is only written by the holder.
  */
 #ifndef RSB_SPINLOCK_H
@@ -42,12 +50,27 @@ RSB_INLINE void rsb_lock_acquire(rsb_lock *l) { (void)l; }
 RSB_INLINE bool rsb_lock_try(rsb_lock *l) { (void)l; return true; }
 RSB_INLINE void rsb_lock_release(rsb_lock *l) { (void)l; }
 #else
+#include <sys/single_threaded.h>
+
+/* Take the lock with plain accesses: only while the process has one thread. */
+RSB_INLINE bool rsb_lock_single(rsb_lock *l) {
+    if (!__atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&l->locked, __ATOMIC_RELAXED))
+        return false;
+    __atomic_store_n(&l->locked, 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_ACQUIRE);
+    return true;
+}
+
 RSB_INLINE void rsb_lock_acquire(rsb_lock *l) {
+    if (rsb_lock_single(l)) return;
     if (likely(!__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))) return;
     rsb_lock_slow(l);
 }
 
-RSB_INLINE bool rsb_lock_try(rsb_lock *l) { return !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE); }
+RSB_INLINE bool rsb_lock_try(rsb_lock *l) {
+    return rsb_lock_single(l) || !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE);
+}
 
 RSB_INLINE void rsb_lock_release(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
 #endif

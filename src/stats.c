@@ -28,6 +28,9 @@ void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_clas
     }
     st.mapped = a->mapped + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
     st.free_dirty = a->dirty_bytes;
+#if !RSB_FREESTANDING
+    st.free_dirty += a->large_cached_bytes; /* freed page runs kept whole */
+#endif
     st.large_in_use = a->large_bytes + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED) -
                       a->huge_cached_bytes;
     st.huge_count = __atomic_load_n(&a->huge_count, __ATOMIC_RELAXED);

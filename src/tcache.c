@@ -269,7 +269,15 @@ void rsb_small_put_batch(rsb_arena *a, rsb_cache *c, void *list, unsigned cls) {
 static void *large_alloc(rsb_arena *a, size_t size, bool *zero) {
     uint32_t n = (uint32_t)((size + RSB_PAGE_SIZE - 1) >> RSB_PAGE_SHIFT);
     rsb_lock_acquire(&a->lock);
+#if RSB_FREESTANDING
     rsb_span *s = rsb_pages_alloc(a, n, RSB_SPAN_LARGE, zero);
+#else
+    rsb_span *s = rsb_large_cache_take(a, n);
+    if (s)
+        *zero = false;
+    else
+        s = rsb_pages_alloc(a, n, RSB_SPAN_LARGE, zero);
+#endif
     rsb_lock_release(&a->lock);
     return s ? s->start : NULL;
 }
@@ -283,6 +291,23 @@ void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
     return rsb_huge_alloc(a, size, align, zero);
 #endif
 }
+
+static void large_free(rsb_arena *a, rsb_span *s) {
+#if RSB_FREESTANDING
+    rsb_lock_acquire(&a->lock);
+    rsb_pages_free(a, s);
+    rsb_lock_release(&a->lock);
+#else
+    if (unlikely(a->junk)) rsb_memset(s->start, RSB_JUNK_FREE, (size_t)s->npages << RSB_PAGE_SHIFT);
+    rsb_lock_acquire(&a->lock);
+    bool twice = s->flags & RSB_SF_CACHED;
+    if (!twice) rsb_large_cache_put(a, s);
+    rsb_lock_release(&a->lock);
+    if (twice) rsb_fatal_pointer("double free", s->start);
+#endif
+}
+
+void rsb_large_free(rsb_arena *a, rsb_chunk *ch, void *p) { large_free(a, rsb_span_guess(ch, p)); }
 
 /* Everything the inline free does not finish: NULL, foreign pointers, huge
  * and large blocks, and slab frees that fail a check (diagnosed here with
@@ -320,10 +345,7 @@ void rsb_free_slow(rsb_arena *a, void *p) {
         return;
     }
     if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
-        if (unlikely(a->junk)) rsb_memset(p, RSB_JUNK_FREE, (size_t)s->npages << RSB_PAGE_SHIFT);
-        rsb_lock_acquire(&a->lock);
-        rsb_pages_free(a, s);
-        rsb_lock_release(&a->lock);
+        large_free(a, s);
         return;
     }
     if (s && s->kind == RSB_SPAN_FREE && (char *)p == s->start)
@@ -421,6 +443,7 @@ void *rsb_core_realloc(rsb_arena *a, void *p, size_t size) {
         goto move;
     }
     if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
+        if (s->flags & RSB_SF_CACHED) rsb_fatal_pointer("realloc of a freed pointer", p);
         old = (size_t)s->npages << RSB_PAGE_SHIFT;
         if (size <= old && size > old / 2) return p;
         if (size > old && size <= RSB_MEDIUM_MAX) {

@@ -166,6 +166,8 @@ void rsb_cache_check(rsb_arena *a, rsb_cache *c);
 void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls); /* lock held; releases it */
 void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);
 void rsb_free_slow(rsb_arena *a, void *p); /* finishes the free or aborts */
+/* Free of page run p, whose head page in chunk ch holds a LARGE descriptor. */
+void rsb_large_free(rsb_arena *a, rsb_chunk *ch, void *p);
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s); /* lock held; releases it */
 void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b);
 void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b);
@@ -201,7 +203,14 @@ RSB_INLINE rsb_span *rsb_free_begin(rsb_arena *a, void *p) {
     if (unlikely(!ch)) goto slow;
     rsb_span *s = rsb_span_guess(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) goto slow;
+    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
+        /* A page run: p names its head page, so s is its live descriptor. */
+        if (s->kind == RSB_SPAN_LARGE && off == 0) {
+            rsb_large_free(a, ch, p);
+            return NULL;
+        }
+        goto slow;
+    }
     if (unlikely(!rsb_class_divides(s->cls, off))) goto slow;
     uintptr_t mark = a->key ^ (uintptr_t)p;
     if (unlikely((uintptr_t)((void **)p)[1] == mark)) goto slow;

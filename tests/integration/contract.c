@@ -808,7 +808,7 @@ struct bad_op {
     int kind;
     void *p;
 };
-enum { OP_FREE2, OP_FREE1, OP_REALLOC };
+enum { OP_FREE2, OP_FREE1, OP_REALLOC, OP_FREE2_CHURN };
 
 static void do_bad_op(void *arg)
 {
@@ -819,6 +819,15 @@ static void do_bad_op(void *arg)
         T(free)(op->p);
         break;
     case OP_FREE1:
+        T(free)(op->p);
+        break;
+    case OP_FREE2_CHURN: /* other page runs come and go between the frees */
+        T(free)(op->p);
+        for (int i = 0; i < 16; i++) {
+            void *q = T(malloc)((size_t)(300 + 37 * i) * 1024);
+            if (q) memset(q, i, 4096);
+            T(free)(q);
+        }
         T(free)(op->p);
         break;
     case OP_REALLOC: {
@@ -869,6 +878,14 @@ Test(contract_abort, double_free_medium)
     void *p = T(malloc)(700 * KiB);
     cr_assert_not_null(p);
     expect_abort(OP_FREE2, p, "double free of a 700 KiB block");
+    T(free)(p);
+}
+
+Test(contract_abort, double_free_medium_after_other_page_runs)
+{
+    void *p = T(malloc)(700 * KiB);
+    cr_assert_not_null(p);
+    expect_abort(OP_FREE2_CHURN, p, "double free of a 700 KiB block, 16 page runs freed in between");
     T(free)(p);
 }
 

@@ -163,3 +163,37 @@ Test(page_alloc, span_lookup_rejects_non_blocks) {
     int local;
     cr_assert_null(rsb_header_of(a, &local), "stack address is not ours");
 }
+
+/* The large cache keeps the last RSB_LARGE_CACHE freed page runs whole,
+ * hands one back only for the same page count, and empties at a purge. */
+Test(page_alloc, large_cache_reuses_same_size_and_empties_at_purge) {
+    rsb_arena *a = new_arena(1000);
+    enum { N = RSB_LARGE_CACHE + 2 };
+    rsb_span *s[N];
+    bool zero;
+    for (int i = 0; i < N; i++) {
+        s[i] = rsb_pages_alloc(a, 4 + (uint32_t)i, RSB_SPAN_LARGE, &zero);
+        cr_assert_not_null(s[i]);
+    }
+    size_t large = a->large_bytes;
+    for (int i = 0; i < N; i++) rsb_large_cache_put(a, s[i]);
+    rsb_pages_check(a);
+    cr_assert_eq(a->large_cached, RSB_LARGE_CACHE, "the oldest entries were evicted");
+    cr_assert(!(s[0]->flags & RSB_SF_CACHED) && s[0]->kind != RSB_SPAN_LARGE, "evicted: back to the pages");
+    cr_assert(s[N - 1]->flags & RSB_SF_CACHED);
+    size_t cached = 0;
+    for (int i = 2; i < N; i++) cached += (size_t)(4 + i) << RSB_PAGE_SHIFT;
+    cr_assert_eq(a->large_cached_bytes, cached);
+    cr_assert_eq(a->large_bytes, 0, "cached spans are not in use (was %zu)", large);
+    cr_assert_null(rsb_large_cache_take(a, 4), "4 pages went back to the page allocator");
+    rsb_span *t = rsb_large_cache_take(a, 6);
+    cr_assert_eq(t, s[2], "same page count: the cached span comes back");
+    cr_assert(t->kind == RSB_SPAN_LARGE && !(t->flags & RSB_SF_CACHED));
+    cr_assert_eq(a->large_bytes, (size_t)6 << RSB_PAGE_SHIFT);
+    rsb_pages_purge(a, true);
+    cr_assert_eq(a->large_cached, 0);
+    cr_assert_eq(a->large_cached_bytes, 0);
+    rsb_pages_check(a);
+    rsb_pages_free(a, t);
+    rsb_pages_check(a);
+}
