@@ -224,10 +224,20 @@ void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n,
     unsigned k = 0;
     while (k < n) {
         void **b = (void **)s->u.s.free;
-        if (!b) {
-            if (s->u.s.bump == s->u.s.capacity) break;
-            carve(a, s);
-            continue;
+        if (!b) { /* uncarved space: link the blocks straight into the batch */
+            uint32_t m = s->u.s.capacity - s->u.s.bump;
+            if (m == 0) break;
+            if (m > n - k) m = n - k;
+            char *p = s->start + (size_t)s->u.s.bump * s->u.s.block;
+            for (uint32_t i = m; i-- > 0;) { /* lowest address first */
+                void **x = (void **)(p + (size_t)i * s->u.s.block);
+                rsb_mag_link_set(a, x, list);
+                list = x;
+            }
+            s->u.s.bump += m;
+            s->u.s.used += m;
+            k += m;
+            break; /* the free list is empty and n is reached or the slab full */
         }
         s->u.s.free = rsb_link_get(a, s, b);
         s->u.s.used++;
