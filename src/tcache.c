@@ -436,7 +436,9 @@ void *rsb_core_realloc(rsb_arena *a, void *p, size_t size) {
     if (h->kind == RSB_CHUNK_HUGE_KIND) {
         if ((char *)p != (char *)h + h->offset) rsb_fatal_pointer("realloc of a pointer inside a block", p);
         old = rsb_huge_usable(h);
-        if (size > RSB_MEDIUM_MAX) {
+        /* Grow, or shrink while still above the small classes: resize the
+         * mapping (mremap or unmapping the tail) instead of copying. */
+        if (size > RSB_MEDIUM_MAX || (size <= old && size > RSB_SMALL_MAX)) {
             void *q = rsb_huge_realloc(a, h, size);
             if (q) return q;
         }
