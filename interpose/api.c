@@ -33,9 +33,6 @@
 #define rsb_free rsb_vg_free
 #define rsb_calloc rsb_vg_calloc
 #define rsb_realloc rsb_vg_realloc
-#define rsb_reallocarray rsb_vg_reallocarray
-#define rsb_free_sized rsb_vg_free_sized
-#define rsb_free_aligned_sized rsb_vg_free_aligned_sized
 #define rsb_posix_memalign rsb_vg_posix_memalign
 #define rsb_aligned_alloc rsb_vg_aligned_alloc
 #define rsb_memalign rsb_vg_memalign
@@ -49,9 +46,6 @@ static void *rsb_malloc(size_t size);
 static void rsb_free(void *p);
 static void *rsb_calloc(size_t n, size_t size);
 static void *rsb_realloc(void *p, size_t size);
-static void *rsb_reallocarray(void *p, size_t n, size_t size);
-static void rsb_free_sized(void *p, size_t size);
-static void rsb_free_aligned_sized(void *p, size_t alignment, size_t size);
 static int rsb_posix_memalign(void **out, size_t alignment, size_t size);
 static void *rsb_aligned_alloc(size_t alignment, size_t size);
 static void *rsb_memalign(size_t alignment, size_t size);
@@ -159,23 +153,6 @@ RSB_API void *rsb_realloc(void *p, size_t size) {
     return likely(q != NULL) ? q : nomem();
 }
 
-RSB_API void *rsb_reallocarray(void *p, size_t n, size_t size) {
-    size_t total;
-    if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
-    return rsb_realloc(p, total);
-}
-
-RSB_API void rsb_free_sized(void *p, size_t size) {
-    (void)size;
-    rsb_free(p);
-}
-
-RSB_API void rsb_free_aligned_sized(void *p, size_t alignment, size_t size) {
-    (void)alignment;
-    (void)size;
-    rsb_free(p);
-}
-
 static void *aligned(size_t align, size_t size) {
     void *p = rsb_core_memalign(rsb_arena_get(), align, size);
     if (unlikely(!p)) return nomem();
@@ -254,9 +231,6 @@ RSB_API void rsb_stats_print(int fd) {
 #undef rsb_free
 #undef rsb_calloc
 #undef rsb_realloc
-#undef rsb_reallocarray
-#undef rsb_free_sized
-#undef rsb_free_aligned_sized
 #undef rsb_posix_memalign
 #undef rsb_aligned_alloc
 #undef rsb_memalign
@@ -369,23 +343,6 @@ RSB_API void *rsb_realloc(void *p, size_t size) {
     return q;
 }
 
-RSB_API void *rsb_reallocarray(void *p, size_t n, size_t size) {
-    size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) return nomem();
-    return rsb_realloc(p, total);
-}
-
-RSB_API void rsb_free_sized(void *p, size_t size) {
-    (void)size;
-    rsb_free(p);
-}
-
-RSB_API void rsb_free_aligned_sized(void *p, size_t alignment, size_t size) {
-    (void)alignment;
-    (void)size;
-    rsb_free(p);
-}
-
 RSB_API int rsb_posix_memalign(void **out, size_t alignment, size_t size) {
     vg_enter();
     int e = rsb_vg_posix_memalign(out, alignment, size);
@@ -448,6 +405,24 @@ RSB_API void rsb_stats_print(int fd) {
     vg_leave();
 }
 #endif
+
+/* Built on the public realloc and free (valgrind-wrapped in that build). */
+RSB_API void *rsb_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (unlikely(__builtin_mul_overflow(n, size, &total))) return nomem();
+    return rsb_realloc(p, total);
+}
+
+RSB_API void rsb_free_sized(void *p, size_t size) {
+    (void)size;
+    rsb_free(p);
+}
+
+RSB_API void rsb_free_aligned_sized(void *p, size_t alignment, size_t size) {
+    (void)alignment;
+    (void)size;
+    rsb_free(p);
+}
 
 #if RSB_OVERRIDE
 /* ---- libc names ----------------------------------------------------------- */

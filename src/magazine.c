@@ -104,13 +104,18 @@ void *rsb_mag_refill(rsb_arena *a, rsb_mag *m, unsigned cls) {
     return b;
 }
 
+/* Give the whole list of class cls back to the thread's cache. */
+static void mag_give_back(rsb_arena *a, rsb_mag *m, unsigned cls) {
+    void *list = m->head[cls];
+    m->head[cls] = NULL;
+    m->room[cls] = (int8_t)rsb_mag_cap[cls];
+    rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, cls);
+}
+
 void rsb_mag_flush(rsb_arena *a, rsb_mag *m, unsigned cls) {
     unsigned keep = rsb_mag_cap[cls] / 2u;
     if (keep == 0) { /* cap 0 or 1: give everything back */
-        void *list = m->head[cls];
-        m->head[cls] = NULL;
-        m->room[cls] = (int8_t)rsb_mag_cap[cls];
-        rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, cls);
+        mag_give_back(a, m, cls);
         return;
     }
     void **b = (void **)m->head[cls];
@@ -138,13 +143,8 @@ void rsb_mag_drain(rsb_arena *a, rsb_mag *m, bool turn_off) {
     if (!m) return;
     for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
         if (m->out[i].count) rsb_outbox_send(a, &m->out[i]);
-    for (unsigned c = 0; c < RSB_MAG_CLASSES; c++) {
-        if (!m->head[c]) continue;
-        void *list = m->head[c];
-        m->head[c] = NULL;
-        m->room[c] = (int8_t)rsb_mag_cap[c];
-        rsb_small_put_batch(a, &a->caches[m->cache1 - 1], list, c);
-    }
+    for (unsigned c = 0; c < RSB_MAG_CLASSES; c++)
+        if (m->head[c]) mag_give_back(a, m, c);
     if (turn_off) {
         rsb_mag_on = NULL;
         rsb_mag_state = RSB_MAG_DEAD;

@@ -346,29 +346,24 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s) {
 }
 
 #if !RSB_FREESTANDING
-rsb_span *rsb_large_cache_take(rsb_arena *a, uint32_t n) {
-    for (uint32_t i = a->large_cached; i-- > 0;) {
-        rsb_span *s = a->large_cache[i];
-        if (s->npages != n) continue;
-        for (uint32_t j = i + 1; j < a->large_cached; j++) a->large_cache[j - 1] = a->large_cache[j];
-        a->large_cached--;
-        s->flags &= (uint8_t)~RSB_SF_CACHED;
-        a->large_cached_bytes -= (size_t)n << RSB_PAGE_SHIFT;
-        a->large_bytes += (size_t)n << RSB_PAGE_SHIFT;
-        return s;
-    }
-    return NULL;
-}
-
-static void large_cache_evict(rsb_arena *a, uint32_t i) {
+/* Take entry i out of the cache and make its span live (LARGE, in use). */
+static rsb_span *large_cache_remove(rsb_arena *a, uint32_t i) {
     rsb_span *s = a->large_cache[i];
     for (uint32_t j = i + 1; j < a->large_cached; j++) a->large_cache[j - 1] = a->large_cache[j];
     a->large_cached--;
     s->flags &= (uint8_t)~RSB_SF_CACHED;
     a->large_cached_bytes -= (size_t)s->npages << RSB_PAGE_SHIFT;
-    a->large_bytes += (size_t)s->npages << RSB_PAGE_SHIFT; /* rsb_pages_free takes it off */
-    rsb_pages_free(a, s);
+    a->large_bytes += (size_t)s->npages << RSB_PAGE_SHIFT;
+    return s;
 }
+
+rsb_span *rsb_large_cache_take(rsb_arena *a, uint32_t n) {
+    for (uint32_t i = a->large_cached; i-- > 0;)
+        if (a->large_cache[i]->npages == n) return large_cache_remove(a, i);
+    return NULL;
+}
+
+static void large_cache_evict(rsb_arena *a, uint32_t i) { rsb_pages_free(a, large_cache_remove(a, i)); }
 
 void rsb_large_cache_put(rsb_arena *a, rsb_span *s) {
     if (a->purge_delay_ms == 0) { /* purge at once: nothing to keep */

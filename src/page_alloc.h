@@ -18,8 +18,9 @@
  * huge mapping that holds p is at (p - 1) rounded down to RSB_CHUNK_SIZE,
  * because every block starts strictly after its header and at most
  * RSB_CHUNK_SIZE bytes after it.  A global byte map (the registry) says which
- * chunk-aligned addresses are ours, and whether a page chunk or a huge block, so a foreign pointer is recognised
- * without touching memory we do not own.
+ * chunk-aligned addresses are ours, and whether each holds a page chunk or a
+ * huge block, so a foreign pointer is recognised without touching memory we
+ * do not own.
  */
 #ifndef RSB_PAGE_ALLOC_H
 #define RSB_PAGE_ALLOC_H
@@ -208,6 +209,10 @@ typedef struct rsb_arena {
 #define RSB_REGISTRY_ENTRIES ((uintptr_t)1 << (RSB_ADDR_BITS - RSB_CHUNK_SHIFT))
 enum { RSB_REG_NONE = 0, RSB_REG_PAGES = 1, RSB_REG_HUGE = 2 };
 extern uint8_t rsb_registry[RSB_REGISTRY_ENTRIES];
+/* Where the header covering block pointer p would be (see the top). */
+RSB_INLINE uintptr_t rsb_header_base(const void *p) {
+    return ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
+}
 RSB_INLINE unsigned rsb_registry_get(uintptr_t base) {
     uintptr_t i = base >> RSB_CHUNK_SHIFT;
     if (unlikely(i >= RSB_REGISTRY_ENTRIES)) return RSB_REG_NONE;
@@ -224,7 +229,7 @@ RSB_INLINE void *rsb_header_of(const rsb_arena *a, const void *p) {
     return off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT) ? (void *)c : NULL;
 #else
     (void)a;
-    uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
+    uintptr_t base = rsb_header_base(p);
     if (rsb_registry_get(base) == RSB_REG_NONE) return NULL;
     if (base == 0) __builtin_unreachable(); /* the registry never holds address 0 */
     return (void *)base;
@@ -237,7 +242,7 @@ RSB_INLINE rsb_chunk *rsb_pages_chunk_of(const rsb_arena *a, const void *p) {
     return (rsb_chunk *)rsb_header_of(a, p); /* the region is the only chunk */
 #else
     (void)a;
-    uintptr_t base = ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
+    uintptr_t base = rsb_header_base(p);
     if (rsb_registry_get(base) != RSB_REG_PAGES) return NULL;
     if (base == 0) __builtin_unreachable();
     return (rsb_chunk *)base;

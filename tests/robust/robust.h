@@ -61,16 +61,21 @@ static inline unsigned char rb_byte(unsigned fill, size_t i) {
     return (unsigned char)(fill + (i >> 12) * 131u + (i & 7) * 29u);
 }
 
+/* Within a 4 KiB page the pattern repeats every 8 bytes: the 8 bytes of
+ * the page holding offset i, and where that page's run ends (at most to). */
+static inline size_t rb_page_pattern(unsigned fill, size_t i, size_t to, unsigned char pat[8]) {
+    for (unsigned k = 0; k < 8; k++) pat[k] = rb_byte(fill, (i & ~(size_t)4095) + k);
+    size_t page_end = (i | 4095) + 1;
+    return page_end > to ? to : page_end;
+}
+
 /* Fill [from, to) of p with the pattern (fast: 8-byte stride memset per
  * 4 KiB page where the pattern is periodic with period 8). */
 static inline void rb_fill_range(unsigned char *p, unsigned fill, size_t from, size_t to) {
     size_t i = from;
     while (i < to) {
-        size_t page_end = (i | 4095) + 1;
-        if (page_end > to) page_end = to;
-        /* Within a 4 KiB page the pattern repeats every 8 bytes. */
         unsigned char pat[8];
-        for (unsigned k = 0; k < 8; k++) pat[k] = rb_byte(fill, (i & ~(size_t)4095) + k);
+        size_t page_end = rb_page_pattern(fill, i, to, pat);
         while (i < page_end && (i & 7)) p[i] = pat[i & 7], i++;
         if (page_end - i >= 8) {
             uint64_t w;
@@ -88,10 +93,8 @@ static inline void rb_fill(void *p, unsigned fill, size_t n) { rb_fill_range((un
 static inline size_t rb_check_range(const unsigned char *p, unsigned fill, size_t from, size_t to) {
     size_t i = from;
     while (i < to) {
-        size_t page_end = (i | 4095) + 1;
-        if (page_end > to) page_end = to;
         unsigned char pat[8];
-        for (unsigned k = 0; k < 8; k++) pat[k] = rb_byte(fill, (i & ~(size_t)4095) + k);
+        size_t page_end = rb_page_pattern(fill, i, to, pat);
         while (i < page_end && (i & 7)) {
             if (p[i] != pat[i & 7]) return i;
             i++;
