@@ -91,6 +91,12 @@ w("static const uint16_t rsb_class_pages[RSB_NUM_CLASSES] = {")
 for i in range(0, len(pages), 16):
     w("    " + ", ".join("%d" % x for x in pages[i:i + 16]) + ",")
 w("};")
+w("/* class -> blocks per slab */")
+w("static const uint32_t rsb_class_blocks[RSB_NUM_CLASSES] = {")
+blocks = [(n << page_shift) // x for x, n in zip(sizes, pages)]
+for i in range(0, len(blocks), 16):
+    w("    " + ", ".join("%d" % x for x in blocks[i:i + 16]) + ",")
+w("};")
 w("/* class -> ceil(2^48 / size): (offset * magic) >> 48 == offset / size for")
 w(" * every offset inside a slab (offsets < 2^20), so block boundaries are")
 w(" * checked without a division. */")

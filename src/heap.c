@@ -34,7 +34,6 @@
 #error "heap.c is built only into librsbmalloc_heap.a (RSB_FREESTANDING=1)"
 #endif
 
-_Static_assert(RSB_SMALL_MAX <= 65535, "block sizes fit the 16-bit descriptor fields");
 _Static_assert(((size_t)RSB_MAX_SLAB_PAGES << RSB_PAGE_SHIFT) / 16 <= 65535,
                "block counts fit the 16-bit descriptor fields");
 _Static_assert(RSB_NUM_CLASSES <= 255, "classes fit a byte");
@@ -203,7 +202,7 @@ static RSB_NOINLINE void *alloc_small_slow(rsb_heap *h, unsigned cls, size_t ali
         const rsb_bin *bin = &h->cache.bins[k];
         const rsb_span *s = bin->cur;
         if (rsb_class_size[k] & (align - 1)) continue;
-        if (!s->u.s.free && s->u.s.bump == s->u.s.capacity && !bin->partial) continue;
+        if (!rsb_slab_free_list(s) && s->u.s.bump == rsb_slab_capacity(s) && !bin->partial) continue;
         p = rsb_small_alloc(a, k);
         if (p) return account(h, p, rsb_class_size[k]);
     }
@@ -252,7 +251,7 @@ static void *alloc_pages_aligned(rsb_heap *h, size_t align, size_t size) {
         s = t;
     }
     if (extra - front) rsb_pages_free(a, rsb_pages_split(a, s, n));
-    return account(h, s->start, need);
+    return account(h, rsb_span_start(s), need);
 fail:
     h->failures++;
     return NULL;
@@ -299,9 +298,9 @@ static rsb_span *live_block(rsb_heap *h, const void *p, int *err) {
     }
     rsb_span *s = rsb_span_of(c, p);
     if (s && s->kind == RSB_SPAN_SLAB) {
-        uintptr_t so = (uintptr_t)p - (uintptr_t)s->start;
+        uintptr_t so = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
         uintptr_t q = (uintptr_t)((so * rsb_class_magic[s->cls]) >> 48);
-        if (q * s->u.s.block != so || q >= s->u.s.bump) {
+        if (q * rsb_slab_block(s) != so || q >= s->u.s.bump) {
             *err = RSB_HEAP_INVALID_POINTER;
             return NULL;
         }
@@ -311,7 +310,7 @@ static rsb_span *live_block(rsb_heap *h, const void *p, int *err) {
         }
         return s;
     }
-    if (s && s->kind == RSB_SPAN_LARGE && (const char *)p == s->start) return s;
+    if (s && s->kind == RSB_SPAN_LARGE && (const char *)p == rsb_span_start(s)) return s;
     /* A page start in free pages: most likely a page run freed before. */
     *err = (!s || s->kind == RSB_SPAN_FREE) && (off & (RSB_PAGE_SIZE - 1)) == 0 ? RSB_HEAP_DOUBLE_FREE
                                                                                : RSB_HEAP_INVALID_POINTER;
@@ -324,7 +323,7 @@ static void free_block(rsb_heap *h, rsb_span *s, void *p) {
     h->frees++;
     if (s->kind == RSB_SPAN_SLAB) {
         ((void **)p)[1] = (void *)(uintptr_t)(a->key ^ (uintptr_t)p);
-        h->in_use -= s->u.s.block;
+        h->in_use -= rsb_slab_block(s);
         rsb_free_to_cache(a, &h->cache, s, (void **)p);
     } else {
         h->in_use -= (size_t)s->npages << RSB_PAGE_SHIFT;
@@ -349,15 +348,16 @@ void rsb_heap_free(rsb_heap *h, void *p) {
     rsb_chunk *c = a->region;
     uintptr_t off = (uintptr_t)p - (uintptr_t)c->base;
     if (likely(off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT))) {
-        rsb_span *s = &c->pages[c->pages[off >> RSB_PAGE_SHIFT].head];
-        uintptr_t so = (uintptr_t)p - (uintptr_t)s->start;
+        uint32_t head = c->pages[off >> RSB_PAGE_SHIFT].head;
+        rsb_span *s = &c->pages[head];
+        uintptr_t so = off - ((uintptr_t)head << RSB_PAGE_SHIFT);
         uintptr_t mark = (uintptr_t)(a->key ^ (uintptr_t)p);
         if (likely(s->kind == RSB_SPAN_SLAB && so < ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
             uintptr_t q = (uintptr_t)((so * rsb_class_magic[s->cls]) >> 48);
-            if (likely(q * s->u.s.block == so && q < s->u.s.bump &&
+            if (likely(q * rsb_slab_block(s) == so && q < s->u.s.bump &&
                        (uintptr_t)((void **)p)[1] != mark)) {
                 ((void **)p)[1] = (void *)mark;
-                h->in_use -= s->u.s.block;
+                h->in_use -= rsb_slab_block(s);
                 h->frees++;
                 rsb_free_to_cache(a, &h->cache, s, (void **)p);
                 heap_unlock(h);
@@ -387,7 +387,7 @@ void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size) {
     size_t old;
     void *q = p;
     if (s->kind == RSB_SPAN_SLAB) {
-        old = s->u.s.block;
+        old = rsb_slab_block(s);
         if (size <= old && (size > old / 2 || old <= 32)) goto out;
     } else {
         uint32_t had = s->npages;
@@ -427,7 +427,7 @@ size_t rsb_heap_usable_size(rsb_heap *h, const void *p) {
     heap_lock(h);
     int err = 0;
     rsb_span *s = live_block(h, p, &err);
-    size_t n = !s ? 0 : s->kind == RSB_SPAN_SLAB ? s->u.s.block : (size_t)s->npages << RSB_PAGE_SHIFT;
+    size_t n = !s ? 0 : s->kind == RSB_SPAN_SLAB ? rsb_slab_block(s) : (size_t)s->npages << RSB_PAGE_SHIFT;
     heap_unlock(h);
     if (!s) report(h, err, p);
     return n;
@@ -441,7 +441,7 @@ void rsb_heap_stats(rsb_heap *h, rsb_heap_stats_t *out) {
     rsb_core_trim(a);
     size_t largest = 0, free_bytes = 0;
     for (unsigned b = 0; b < RSB_FREE_BINS; b++)
-        for (rsb_span *s = a->free_bins[b]; s; s = s->next) {
+        for (rsb_span *s = a->free_bins[b]; s; s = rsb_span_next(s)) {
             size_t bytes = (size_t)s->npages << RSB_PAGE_SHIFT;
             free_bytes += bytes;
             if (bytes > largest) largest = bytes;
@@ -470,7 +470,7 @@ int rsb_heap_check(rsb_heap *h) {
     size_t used = 0;
     for (uint32_t i = 0; i < c->npages; i += c->pages[i].npages) {
         const rsb_span *s = &c->pages[i];
-        if (s->kind == RSB_SPAN_SLAB) used += (size_t)s->u.s.used * s->u.s.block;
+        if (s->kind == RSB_SPAN_SLAB) used += (size_t)s->u.s.used * rsb_slab_block(s);
         if (s->kind == RSB_SPAN_LARGE) used += (size_t)s->npages << RSB_PAGE_SHIFT;
     }
     if (used != h->in_use) rsb_assert_fail("in_use does not match the spans", __FILE__, __LINE__);

@@ -18,11 +18,6 @@ static void registry_set(uintptr_t base, unsigned what) {
 }
 #endif
 
-/* s must be a head: its index is s->head, so s - s->head is pages[0]. */
-rsb_chunk *rsb_chunk_of_span(const rsb_span *s) {
-    return (rsb_chunk *)((char *)(s - s->head) - __builtin_offsetof(rsb_chunk, pages));
-}
-
 static inline uint32_t span_index(const rsb_chunk *c, const rsb_span *s) {
     return (uint32_t)(s - c->pages);
 }
@@ -49,20 +44,20 @@ static unsigned bin_up(uint32_t n) {
 
 static void bin_insert(rsb_arena *a, rsb_span *s) {
     unsigned b = bin_of(s->npages);
-    s->prev = NULL;
-    s->next = a->free_bins[b];
-    if (s->next) s->next->prev = s;
+    rsb_span_set_prev(s, NULL);
+    rsb_span_set_next(s, a->free_bins[b]);
+    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), s);
     a->free_bins[b] = s;
     a->free_map[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
 static void bin_remove(rsb_arena *a, rsb_span *s) {
     unsigned b = bin_of(s->npages);
-    if (s->prev)
-        s->prev->next = s->next;
+    if (rsb_span_prev(s))
+        rsb_span_set_next(rsb_span_prev(s), rsb_span_next(s));
     else
-        a->free_bins[b] = s->next;
-    if (s->next) s->next->prev = s->prev;
+        a->free_bins[b] = rsb_span_next(s);
+    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), rsb_span_prev(s));
     if (!a->free_bins[b]) a->free_map[b >> 6] &= ~((uint64_t)1 << (b & 63));
 }
 
@@ -83,7 +78,13 @@ static int bin_find(const rsb_arena *a, unsigned from) {
 static inline void dirty_append(rsb_arena *a, rsb_span *s) { (void)a, (void)s; }
 static inline void dirty_remove(rsb_arena *a, rsb_span *s) { (void)a, (void)s; }
 static inline void dirty_replace(rsb_arena *a, rsb_span *s, rsb_span *r) { (void)a, (void)s, (void)r; }
+static inline uint32_t freed_ms(const rsb_span *s) { (void)s; return 0; }
+static inline void set_freed_ms(rsb_span *s, uint32_t ms) { (void)s, (void)ms; }
 #else
+/* When a free span was freed (purge delay). */
+static inline uint32_t freed_ms(const rsb_span *s) { return s->u.f.freed_ms; }
+static inline void set_freed_ms(rsb_span *s, uint32_t ms) { s->u.f.freed_ms = ms; }
+
 static void dirty_append(rsb_arena *a, rsb_span *s) {
     s->u.f.dnext = NULL;
     s->u.f.dprev = a->dirty_tail;
@@ -132,7 +133,9 @@ static rsb_span *span_make(rsb_chunk *c, uint32_t idx, uint32_t n, uint8_t kind,
     s->flags = flags;
     s->head = idx;
     s->npages = n;
+#if !RSB_FREESTANDING
     s->start = c->base + ((size_t)idx << RSB_PAGE_SHIFT);
+#endif
     c->pages[idx + n - 1].head = idx;
     return s;
 }
@@ -218,7 +221,7 @@ static bool purge_span(rsb_arena *a, rsb_span *s) {
     s->flags &= (uint8_t)~RSB_SF_DIRTY;
 #if !RSB_FREESTANDING
     if (rsb_os_page > RSB_PAGE_SIZE) return false;
-    rsb_os_purge(s->start, (size_t)s->npages << RSB_PAGE_SHIFT);
+    rsb_os_purge(rsb_span_start(s), (size_t)s->npages << RSB_PAGE_SHIFT);
     a->purges++;
     return true;
 #else
@@ -264,7 +267,7 @@ rsb_span *rsb_pages_alloc(rsb_arena *a, uint32_t n, uint8_t kind, bool *zero) {
     bool dirty = s->flags & RSB_SF_DIRTY;
     if (s->npages > n) {
         rsb_span *r = span_make(c, idx + n, s->npages - n, RSB_SPAN_FREE, s->flags);
-        r->u.f.freed_ms = s->u.f.freed_ms;
+        set_freed_ms(r, freed_ms(s));
         if (dirty) dirty_replace(a, s, r);
         bin_insert(a, r);
     } else if (dirty) {
@@ -291,7 +294,7 @@ bool rsb_pages_grow(rsb_arena *a, rsb_span *s, uint32_t n) {
     bool dirty = rs->flags & RSB_SF_DIRTY;
     if (rs->npages > extra) {
         rsb_span *rest = span_make(c, r + extra, rs->npages - extra, RSB_SPAN_FREE, rs->flags);
-        rest->u.f.freed_ms = rs->u.f.freed_ms;
+        set_freed_ms(rest, freed_ms(rs));
         if (dirty) dirty_replace(a, rs, rest);
         bin_insert(a, rest);
     } else if (dirty) {
@@ -336,7 +339,7 @@ void rsb_pages_free(rsb_arena *a, rsb_span *s) {
         }
     }
     s = span_make(c, idx, n, RSB_SPAN_FREE, RSB_SF_DIRTY);
-    s->u.f.freed_ms = (uint32_t)rsb_os_now_ms();
+    set_freed_ms(s, (uint32_t)rsb_os_now_ms());
     bin_insert(a, s);
     dirty_append(a, s);
     if (a->purge_delay_ms >= 0 && a->next_purge_ms == UINT64_MAX)
@@ -394,7 +397,7 @@ bool rsb_pages_purge(rsb_arena *a, bool all) {
     uint32_t now = (uint32_t)rsb_os_now_ms();
     rsb_span *s;
     while ((s = a->dirty_head) != NULL) {
-        if (!all && (a->purge_delay_ms < 0 || now - s->u.f.freed_ms < (uint32_t)a->purge_delay_ms)) break;
+        if (!all && (a->purge_delay_ms < 0 || now - freed_ms(s) < (uint32_t)a->purge_delay_ms)) break;
 #if !RSB_FREESTANDING
         rsb_chunk *c = rsb_chunk_of_span(s);
         if (s->npages == c->npages - c->first_page && a->nchunks > 1) { /* a whole chunk */
@@ -603,7 +606,7 @@ void rsb_pages_check(rsb_arena *a) {
                 if (prev_free) rsb_assert_fail("two adjacent free spans", __FILE__, __LINE__);
                 unsigned b = bin_of(s->npages);
                 rsb_span *x = a->free_bins[b];
-                while (x && x != s) x = x->next;
+                while (x && x != s) x = rsb_span_next(x);
                 if (!x) rsb_assert_fail("free span not in its bin", __FILE__, __LINE__);
                 prev_free = true;
             } else if (s->kind == RSB_SPAN_SLAB || s->kind == RSB_SPAN_LARGE) {

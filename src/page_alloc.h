@@ -57,16 +57,36 @@ typedef struct rsb_span rsb_span;
  */
 #if RSB_FREESTANDING
 /* Freestanding (librsbmalloc_heap.a): one descriptor per page of a small
- * region, so they are compact: 16-bit block counts and page indices (a heap
- * manages at most 65535 pages), one cache per heap, no dirty list (there is
- * no OS to purge to).  48 bytes on 64-bit targets, 32 on 32-bit ones. */
+ * region, 16 bytes on every target.  A heap has one chunk (its region) and
+ * one cache, so links are page indices and a slab's free list head is an
+ * offset inside the slab; a span's address, block size and capacity follow
+ * from its page index and class (read them through the accessors below,
+ * never the fields).  At most 65535 pages per heap; no dirty list (there is
+ * no OS to purge to). */
 typedef uint16_t rsb_nblk;
 typedef uint16_t rsb_pgidx;
 #define RSB_MAX_REGION_PAGES 65535u
+
+struct rsb_span {
+    union {
+        struct {                 /* SLAB */
+            uint16_t free;       /* first free block: offset / RSB_ALIGN + 1; 0: none */
+            rsb_nblk used;       /* blocks handed out and not freed locally */
+            rsb_nblk bump;       /* blocks [bump, capacity) were never handed out */
+        } s;
+    } u;
+    uint16_t next, prev;         /* page index + 1 (0: none); lists as below */
+    rsb_pgidx head;              /* page index of this page's span head */
+    rsb_pgidx npages;            /* head only: length of the span in pages */
+    uint8_t cls;
+    uint8_t kind : 2;
+    uint8_t flags : 4;
+    uint8_t owner : 1;           /* SLAB: always 0 (one cache per heap) */
+};
+_Static_assert(sizeof(rsb_span) == 16, "compact descriptor");
 #else
 typedef uint32_t rsb_nblk;
 typedef uint32_t rsb_pgidx;
-#endif
 
 struct rsb_span {
     union {
@@ -78,9 +98,7 @@ struct rsb_span {
             rsb_nblk block;      /* block size in bytes (rsb_class_size[cls]) */
         } s;
         struct {                 /* FREE */
-#if !RSB_FREESTANDING
             rsb_span *dnext, *dprev; /* arena dirty list, oldest first */
-#endif
             uint32_t freed_ms;   /* when it was freed (purge delay) */
         } f;
     } u;
@@ -89,19 +107,12 @@ struct rsb_span {
     uint8_t kind;
     uint8_t cls;
     uint8_t flags;
-#if RSB_FREESTANDING
-    uint8_t owner;               /* SLAB: always 0 (one cache per heap) */
-#else
     uint8_t _pad;
     uint16_t owner;              /* SLAB: index of the owning cache */
     uint16_t _pad2;
-#endif
     rsb_pgidx head;              /* page index of this page's span head */
     rsb_pgidx npages;            /* head only: length of the span in pages */
 };
-#if RSB_FREESTANDING
-_Static_assert(sizeof(rsb_span) == 4 * sizeof(void *) + 16, "compact descriptor");
-#else
 _Static_assert(sizeof(void *) != 8 || sizeof(rsb_span) == 64, "descriptor is one cache line");
 #endif
 
@@ -121,6 +132,40 @@ typedef struct rsb_chunk {
     uint64_t _pad[2];
     rsb_span pages[];            /* one per page, cache-line aligned */
 } rsb_chunk;
+
+/* --- span fields the two descriptor layouts store differently ----------- */
+
+/* The chunk of head span s (s is pages[s->head]). */
+RSB_INLINE rsb_chunk *rsb_chunk_of_span(const rsb_span *s) {
+    return (rsb_chunk *)((char *)(s - s->head) - __builtin_offsetof(rsb_chunk, pages));
+}
+
+/* Address of head span s's first byte. */
+RSB_INLINE char *rsb_span_start(const rsb_span *s) {
+#if RSB_FREESTANDING
+    return rsb_chunk_of_span(s)->base + ((size_t)s->head << RSB_PAGE_SHIFT);
+#else
+    return s->start;
+#endif
+}
+
+/* List links between head spans of one chunk (the freestanding region is
+ * the only chunk of its arena). */
+#if RSB_FREESTANDING
+RSB_INLINE rsb_span *rsb_span_at_(const rsb_span *s, uint16_t link) {
+    return link ? (rsb_span *)(s - s->head) + (link - 1) : NULL;
+}
+RSB_INLINE uint16_t rsb_span_link_(const rsb_span *t) { return t ? (uint16_t)(t->head + 1) : 0; }
+RSB_INLINE rsb_span *rsb_span_next(const rsb_span *s) { return rsb_span_at_(s, s->next); }
+RSB_INLINE rsb_span *rsb_span_prev(const rsb_span *s) { return rsb_span_at_(s, s->prev); }
+RSB_INLINE void rsb_span_set_next(rsb_span *s, const rsb_span *t) { s->next = rsb_span_link_(t); }
+RSB_INLINE void rsb_span_set_prev(rsb_span *s, const rsb_span *t) { s->prev = rsb_span_link_(t); }
+#else
+RSB_INLINE rsb_span *rsb_span_next(const rsb_span *s) { return s->next; }
+RSB_INLINE rsb_span *rsb_span_prev(const rsb_span *s) { return s->prev; }
+RSB_INLINE void rsb_span_set_next(rsb_span *s, rsb_span *t) { s->next = t; }
+RSB_INLINE void rsb_span_set_prev(rsb_span *s, rsb_span *t) { s->prev = t; }
+#endif
 
 /* Header of a huge block, at a chunk-aligned address.  The block starts at
  * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and extends to the end
@@ -307,7 +352,6 @@ void rsb_pages_add_region(rsb_arena *a, rsb_chunk *c, char *base, uint32_t npage
  * the LARGE span returned has the rest (aligned page runs). */
 rsb_span *rsb_pages_split(rsb_arena *a, rsb_span *s, uint32_t k);
 #endif
-rsb_chunk *rsb_chunk_of_span(const rsb_span *s);
 
 #if !RSB_FREESTANDING
 void *rsb_huge_alloc(rsb_arena *a, size_t size, size_t align, bool *zero);

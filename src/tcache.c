@@ -25,22 +25,22 @@ void rsb_caches_init(rsb_arena *a, rsb_cache *caches, uint32_t n) {
 /* --- bin lists ------------------------------------------------------------ */
 
 static void partial_push(rsb_bin *bin, rsb_span *s) {
-    s->prev = NULL;
-    s->next = bin->partial;
-    if (s->next) s->next->prev = s;
+    rsb_span_set_prev(s, NULL);
+    rsb_span_set_next(s, bin->partial);
+    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), s);
     bin->partial = s;
 }
 
 static void partial_remove(rsb_bin *bin, rsb_span *s) {
-    if (s->prev)
-        s->prev->next = s->next;
+    if (rsb_span_prev(s))
+        rsb_span_set_next(rsb_span_prev(s), rsb_span_next(s));
     else
-        bin->partial = s->next;
-    if (s->next) s->next->prev = s->prev;
+        bin->partial = rsb_span_next(s);
+    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), rsb_span_prev(s));
 }
 
 static inline bool slab_exhausted(const rsb_span *s) {
-    return s->u.s.free == NULL && s->u.s.bump == s->u.s.capacity;
+    return rsb_slab_free_list(s) == NULL && s->u.s.bump == rsb_slab_capacity(s);
 }
 
 /* A slab just got a block back (pushed, used decremented).  Owner lock held.
@@ -63,8 +63,8 @@ static bool slab_settle(rsb_cache *c, rsb_span *s) {
 
 /* Put block b back on slab s.  Owner lock held.  True: see slab_settle. */
 static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
-    rsb_link_set(a, b, s->u.s.free);
-    s->u.s.free = b;
+    rsb_link_set(a, b, rsb_slab_free_list(s));
+    rsb_slab_set_free_list(s, b);
     s->u.s.used--;
     if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
     return slab_settle(c, s);
@@ -74,7 +74,7 @@ static void release_spans(rsb_arena *a, rsb_span *list) {
     if (!list) return;
     rsb_lock_acquire(&a->lock);
     while (list) {
-        rsb_span *next = list->next;
+        rsb_span *next = rsb_span_next(list);
         rsb_pages_free(a, list);
         list = next;
     }
@@ -90,7 +90,7 @@ static rsb_span *drain_remote(rsb_arena *a, rsb_cache *c) {
         void **next = (void **)b[0];
         rsb_span *s = rsb_span_of((rsb_chunk *)rsb_header_of(a, b), b);
         if (slab_put(a, c, s, b)) {
-            s->next = empty;
+            rsb_span_set_next(s, empty);
             empty = s;
         }
         b = next;
@@ -112,28 +112,28 @@ void rsb_local_free_contended(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b)
     rsb_lock_slow(&c->lock);
     bool release = slab_put(a, c, s, b);
     rsb_lock_release(&c->lock);
-    if (release) release_spans(a, (s->next = NULL, s));
+    if (release) release_spans(a, (rsb_span_set_next(s, NULL), s));
 }
 
 void rsb_local_free_slow(rsb_arena *a, rsb_cache *c, rsb_span *s) {
     /* The hot path already pushed the block and decremented used. */
     bool release = slab_settle(c, s);
     rsb_lock_release(&c->lock);
-    if (release) release_spans(a, (s->next = NULL, s));
+    if (release) release_spans(a, (rsb_span_set_next(s, NULL), s));
 }
 
 /* Hand out up to one OS page worth of never-used blocks: only touched memory
  * becomes resident, and a fresh slab costs no more than it is used. */
 static void carve(rsb_arena *a, rsb_span *s) {
-    uint32_t block = s->u.s.block;
-    uint32_t n = s->u.s.capacity - s->u.s.bump;
+    uint32_t block = rsb_slab_block(s);
+    uint32_t n = rsb_slab_capacity(s) - s->u.s.bump;
     uint32_t batch = block >= RSB_CARVE_BYTES ? 1 : RSB_CARVE_BYTES / block;
     if (n > batch) n = batch;
-    char *p = s->start + (size_t)s->u.s.bump * block;
+    char *p = rsb_span_start(s) + (size_t)s->u.s.bump * block;
     for (uint32_t i = 0; i + 1 < n; i++)
         rsb_link_set(a, (void **)(p + (size_t)i * block), p + (size_t)(i + 1) * block);
-    rsb_link_set(a, (void **)(p + (size_t)(n - 1) * block), s->u.s.free);
-    s->u.s.free = p;
+    rsb_link_set(a, (void **)(p + (size_t)(n - 1) * block), rsb_slab_free_list(s));
+    rsb_slab_set_free_list(s, p);
     s->u.s.bump += n;
 }
 
@@ -146,11 +146,13 @@ static rsb_span *slab_new(rsb_arena *a, rsb_cache *c, unsigned cls) {
     s->cls = (uint8_t)cls;
     s->owner = (uint16_t)c->index;
     s->flags = RSB_SF_IN_BIN;
-    s->u.s.free = NULL;
+    rsb_slab_set_free_list(s, NULL);
     s->u.s.used = 0;
     s->u.s.bump = 0;
+#if !RSB_FREESTANDING
     s->u.s.block = rsb_class_size[cls];
-    s->u.s.capacity = (uint32_t)(((size_t)s->npages << RSB_PAGE_SHIFT) / rsb_class_size[cls]);
+    s->u.s.capacity = rsb_class_blocks[cls];
+#endif
     return s;
 }
 
@@ -161,8 +163,8 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
     rsb_span *s;
     for (;;) {
         s = bin->cur;
-        if (s->u.s.free) break;
-        if (s->u.s.bump < s->u.s.capacity) {
+        if (rsb_slab_free_list(s)) break;
+        if (s->u.s.bump < rsb_slab_capacity(s)) {
             carve(a, s);
             break;
         }
@@ -170,12 +172,12 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
             drained = true;
             rsb_span *e = drain_remote(a, c);
             while (e) { /* keep one emptied slab of this class, release the rest */
-                rsb_span *next = e->next;
+                rsb_span *next = rsb_span_next(e);
                 if (e->cls == cls && !bin->partial) {
                     e->flags |= RSB_SF_IN_BIN;
                     partial_push(bin, e);
                 } else {
-                    e->next = release;
+                    rsb_span_set_next(e, release);
                     release = e;
                 }
                 e = next;
@@ -207,8 +209,8 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
             partial_push(bin, n);
         }
     }
-    void **b = (void **)s->u.s.free;
-    s->u.s.free = rsb_link_get(a, s, b);
+    void **b = (void **)rsb_slab_free_list(s);
+    rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
     s->u.s.used++;
     c->nmalloc++;
     rsb_lock_release(&c->lock);
@@ -223,14 +225,14 @@ void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n,
     void *list = NULL;
     unsigned k = 0;
     while (k < n) {
-        void **b = (void **)s->u.s.free;
+        void **b = (void **)rsb_slab_free_list(s);
         if (!b) { /* uncarved space: link the blocks straight into the batch */
-            uint32_t m = s->u.s.capacity - s->u.s.bump;
+            uint32_t m = rsb_slab_capacity(s) - s->u.s.bump;
             if (m == 0) break;
             if (m > n - k) m = n - k;
-            char *p = s->start + (size_t)s->u.s.bump * s->u.s.block;
+            char *p = rsb_span_start(s) + (size_t)s->u.s.bump * rsb_slab_block(s);
             for (uint32_t i = m; i-- > 0;) { /* lowest address first */
-                void **x = (void **)(p + (size_t)i * s->u.s.block);
+                void **x = (void **)(p + (size_t)i * rsb_slab_block(s));
                 rsb_mag_link_set(a, x, list);
                 list = x;
             }
@@ -239,7 +241,7 @@ void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n,
             k += m;
             break; /* the free list is empty and n is reached or the slab full */
         }
-        s->u.s.free = rsb_link_get(a, s, b);
+        rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
         s->u.s.used++;
         rsb_mag_link_set(a, b, list);
         list = b;
@@ -265,7 +267,7 @@ void rsb_small_put_batch(rsb_arena *a, rsb_cache *c, void *list, unsigned cls) {
         void **next = (void **)rsb_mag_link_get(a, b, cls);
         rsb_span *s = rsb_span_guess((rsb_chunk *)rsb_header_of(a, b), b);
         if (slab_put(a, c, s, b)) {
-            s->next = release;
+            rsb_span_set_next(s, release);
             release = s;
         }
         b = next;
@@ -289,7 +291,7 @@ static void *large_alloc(rsb_arena *a, size_t size, bool *zero) {
         s = rsb_pages_alloc(a, n, RSB_SPAN_LARGE, zero);
 #endif
     rsb_lock_release(&a->lock);
-    return s ? s->start : NULL;
+    return s ? rsb_span_start(s) : NULL;
 }
 
 void *rsb_big_alloc(rsb_arena *a, size_t size, size_t align, bool *zero) {
@@ -308,12 +310,12 @@ static void large_free(rsb_arena *a, rsb_span *s) {
     rsb_pages_free(a, s);
     rsb_lock_release(&a->lock);
 #else
-    if (unlikely(a->junk)) rsb_memset(s->start, RSB_JUNK_FREE, (size_t)s->npages << RSB_PAGE_SHIFT);
+    if (unlikely(a->junk)) rsb_memset(rsb_span_start(s), RSB_JUNK_FREE, (size_t)s->npages << RSB_PAGE_SHIFT);
     rsb_lock_acquire(&a->lock);
     bool twice = s->flags & RSB_SF_CACHED;
     if (!twice) rsb_large_cache_put(a, s);
     rsb_lock_release(&a->lock);
-    if (twice) rsb_fatal_pointer("double free", s->start);
+    if (twice) rsb_fatal_pointer("double free", rsb_span_start(s));
 #endif
 }
 
@@ -342,7 +344,7 @@ void rsb_free_slow(rsb_arena *a, void *p) {
     if (s && s->kind == RSB_SPAN_SLAB) {
         void **b = (void **)p;
         uintptr_t mark = a->key ^ (uintptr_t)p;
-        if (((uintptr_t)p - (uintptr_t)s->start) % s->u.s.block)
+        if (((uintptr_t)p - (uintptr_t)rsb_span_start(s)) % rsb_slab_block(s))
             rsb_fatal_pointer("free of a pointer inside a block, not its start", p);
         if ((uintptr_t)b[1] == mark) rsb_fatal_pointer("double free", p);
         b[1] = (void *)mark;
@@ -354,14 +356,14 @@ void rsb_free_slow(rsb_arena *a, void *p) {
         rsb_lock_acquire(&c->lock);
         bool release = slab_put(a, c, s, b);
         rsb_lock_release(&c->lock);
-        if (release) release_spans(a, (s->next = NULL, s));
+        if (release) release_spans(a, (rsb_span_set_next(s, NULL), s));
         return;
     }
-    if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
+    if (s && s->kind == RSB_SPAN_LARGE && (char *)p == rsb_span_start(s)) {
         large_free(a, s);
         return;
     }
-    if (s && s->kind == RSB_SPAN_FREE && (char *)p == s->start)
+    if (s && s->kind == RSB_SPAN_FREE && (char *)p == rsb_span_start(s))
         rsb_fatal_pointer("double free", p);
     rsb_fatal_pointer("free of a pointer it never returned", p);
 }
@@ -422,11 +424,11 @@ size_t rsb_core_usable_size(rsb_arena *a, const void *p) {
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
     if (s && s->kind == RSB_SPAN_SLAB) {
-        uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
-        return s->u.s.block - off % s->u.s.block;
+        uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
+        return rsb_slab_block(s) - off % rsb_slab_block(s);
     }
     if (s && s->kind == RSB_SPAN_LARGE)
-        return ((size_t)s->npages << RSB_PAGE_SHIFT) - (size_t)((const char *)p - s->start);
+        return ((size_t)s->npages << RSB_PAGE_SHIFT) - (size_t)((const char *)p - rsb_span_start(s));
     rsb_fatal_pointer("usable size of a pointer it never returned", p);
 }
 
@@ -451,13 +453,13 @@ void *rsb_core_realloc(rsb_arena *a, void *p, size_t size) {
 #endif
     rsb_span *s = rsb_span_of((rsb_chunk *)hdr, p);
     if (s && s->kind == RSB_SPAN_SLAB) {
-        old = s->u.s.block;
-        if ((uintptr_t)((char *)p - s->start) % old)
+        old = rsb_slab_block(s);
+        if ((uintptr_t)((char *)p - rsb_span_start(s)) % old)
             rsb_fatal_pointer("realloc of a pointer inside a block", p);
         if (size <= old && (size > old / 2 || old <= 32)) return p;
         goto move;
     }
-    if (s && s->kind == RSB_SPAN_LARGE && (char *)p == s->start) {
+    if (s && s->kind == RSB_SPAN_LARGE && (char *)p == rsb_span_start(s)) {
         if (s->flags & RSB_SF_CACHED) rsb_fatal_pointer("realloc of a freed pointer", p);
         old = (size_t)s->npages << RSB_PAGE_SHIFT;
         if (size <= old && size > old / 2) return p;
@@ -504,7 +506,7 @@ bool rsb_core_trim(rsb_arena *a) {
             rsb_span *s = bin->cur;
             if (s != &rsb_empty_span && s->u.s.used == 0) {
                 s->flags &= (uint8_t)~RSB_SF_IN_BIN;
-                s->next = release;
+                rsb_span_set_next(s, release);
                 release = s;
                 if (bin->partial) {
                     bin->cur = bin->partial;
@@ -529,16 +531,16 @@ void rsb_cache_check(rsb_arena *a, rsb_cache *c) {
         rsb_bin *bin = &c->bins[k];
         if (!bin->cur) rsb_assert_fail("bin cur is NULL", __FILE__, __LINE__);
         for (rsb_span *s = bin->cur == &rsb_empty_span ? bin->partial : bin->cur; s;
-             s = s == bin->cur ? bin->partial : s->next) {
+             s = s == bin->cur ? bin->partial : rsb_span_next(s)) {
             if (s->kind != RSB_SPAN_SLAB || s->cls != k || s->owner != c->index ||
                 !(s->flags & RSB_SF_IN_BIN))
                 rsb_assert_fail("slab in wrong bin", __FILE__, __LINE__);
             uint32_t nfree = 0;
-            for (void **b = (void **)s->u.s.free; b; b = (void **)rsb_link_get(a, s, b)) {
-                uintptr_t off = (uintptr_t)b - (uintptr_t)s->start;
-                if (off % s->u.s.block || off / s->u.s.block >= s->u.s.bump)
+            for (void **b = (void **)rsb_slab_free_list(s); b; b = (void **)rsb_link_get(a, s, b)) {
+                uintptr_t off = (uintptr_t)b - (uintptr_t)rsb_span_start(s);
+                if (off % rsb_slab_block(s) || off / rsb_slab_block(s) >= s->u.s.bump)
                     rsb_assert_fail("free block outside carved area", __FILE__, __LINE__);
-                if (++nfree > s->u.s.capacity) rsb_assert_fail("free list cycle", __FILE__, __LINE__);
+                if (++nfree > rsb_slab_capacity(s)) rsb_assert_fail("free list cycle", __FILE__, __LINE__);
             }
             if (s->u.s.used + nfree != s->u.s.bump)
                 rsb_assert_fail("slab block count mismatch", __FILE__, __LINE__);

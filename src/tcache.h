@@ -85,6 +85,29 @@ RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {
     return &a->caches[(h >> 56) & (a->ncaches - 1)];
 }
 
+/* Slab fields the two descriptor layouts store differently: the first free
+ * block, the block size and the number of blocks. */
+#if RSB_FREESTANDING
+RSB_INLINE void *rsb_slab_free_list(const rsb_span *s) {
+    uint32_t f = s->u.s.free;
+    return f ? rsb_span_start(s) + (size_t)(f - 1) * RSB_ALIGN : NULL;
+}
+RSB_INLINE void rsb_slab_set_free_list(rsb_span *s, void *b) {
+    s->u.s.free = b ? (uint16_t)(((uintptr_t)b - (uintptr_t)rsb_span_start(s)) / RSB_ALIGN + 1) : 0;
+}
+RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return rsb_class_size[s->cls]; }
+RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) {
+    return s == &rsb_empty_span ? 0 : rsb_class_blocks[s->cls]; /* the sentinel is full */
+}
+_Static_assert(((size_t)RSB_MAX_SLAB_PAGES << RSB_PAGE_SHIFT) / RSB_ALIGN <= 65535,
+               "a slab's free-list offset fits 16 bits");
+#else
+RSB_INLINE void *rsb_slab_free_list(const rsb_span *s) { return s->u.s.free; }
+RSB_INLINE void rsb_slab_set_free_list(rsb_span *s, void *b) { s->u.s.free = b; }
+RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return s->u.s.block; }
+RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return s->u.s.capacity; }
+#endif
+
 /* Free-list links.  A free block's first word links to the next free block
  * of its slab.  With RSB_HARDEN the link is stored XOR-ed with a secret and
  * the block's own address, and every link read is checked to land inside the
@@ -96,7 +119,7 @@ RSB_INLINE void rsb_link_set(const rsb_arena *a, void **b, void *next) {
 }
 RSB_INLINE void *rsb_link_get(const rsb_arena *a, const rsb_span *s, void **b) {
     uintptr_t n = (uintptr_t)b[0] ^ a->link_key ^ (uintptr_t)b;
-    if (unlikely(n && n - (uintptr_t)s->start >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT)))
+    if (unlikely(n && n - (uintptr_t)rsb_span_start(s) >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT)))
         rsb_fatal_pointer("free list corrupted (write to a freed block?) at", b);
     return (void *)n;
 }
@@ -125,9 +148,9 @@ RSB_INLINE void *rsb_mag_link_get(const rsb_arena *a, void **b, unsigned cls) {
     if (n) {
         rsb_chunk *ch = (rsb_chunk *)rsb_header_of(a, (void *)n);
         rsb_span *s = ch && ch->kind == RSB_CHUNK_PAGES_KIND ? rsb_span_guess(ch, (void *)n) : NULL;
-        uintptr_t off = s ? n - (uintptr_t)s->start : 0;
+        uintptr_t off = s ? n - (uintptr_t)rsb_span_start(s) : 0;
         if (!s || s->kind != RSB_SPAN_SLAB || s->cls != cls ||
-            off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT) || off % s->u.s.block)
+            off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT) || off % rsb_slab_block(s))
             rsb_fatal_pointer("free list corrupted (write to a freed block?) at", b);
     }
     return (void *)n;
@@ -180,9 +203,9 @@ RSB_INLINE void *rsb_small_alloc(rsb_arena *a, unsigned cls) {
     rsb_cache *c = rsb_cache_of_thread(a);
     rsb_lock_acquire(&c->lock);
     rsb_span *s = c->bins[cls].cur;
-    void **b = (void **)s->u.s.free;
+    void **b = (void **)rsb_slab_free_list(s);
     if (unlikely(b == NULL)) return rsb_small_alloc_slow(a, c, cls);
-    s->u.s.free = rsb_link_get(a, s, b);
+    rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
     s->u.s.used++;
     rsb_lock_release(&c->lock);
     b[1] = NULL;
@@ -202,7 +225,7 @@ RSB_INLINE rsb_span *rsb_free_begin(rsb_arena *a, void *p) {
     rsb_chunk *ch = rsb_pages_chunk_of(a, p);
     if (unlikely(!ch)) goto slow;
     rsb_span *s = rsb_span_guess(ch, p);
-    uintptr_t off = (uintptr_t)p - (uintptr_t)s->start;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
     if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
         /* A page run: p names its head page, so s is its live descriptor. */
         if (s->kind == RSB_SPAN_LARGE && off == 0) {
@@ -226,8 +249,8 @@ slow:
 RSB_INLINE void rsb_free_to_cache(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
     if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
     if (unlikely(!rsb_lock_try(&c->lock))) { rsb_local_free_contended(a, c, s, b); return; }
-    rsb_link_set(a, b, s->u.s.free);
-    s->u.s.free = b;
+    rsb_link_set(a, b, rsb_slab_free_list(s));
+    rsb_slab_set_free_list(s, b);
     uint32_t used = --s->u.s.used;
     if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
         rsb_local_free_slow(a, c, s);

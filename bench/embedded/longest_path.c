@@ -47,13 +47,13 @@ static size_t free_pages(rsb_heap *h) {
     size_t n = 0;
     rsb_arena *a = &VIEW(h)->arena;
     for (unsigned b = 0; b < RSB_FREE_BINS; b++)
-        for (rsb_span *s = a->free_bins[b]; s; s = s->next) n += s->npages;
+        for (rsb_span *s = a->free_bins[b]; s; s = rsb_span_next(s)) n += s->npages;
     return n;
 }
 
 static int bin_exhausted(rsb_heap *h, unsigned cls) {
     const rsb_bin *bin = &VIEW(h)->cache.bins[cls];
-    return !bin->cur->u.s.free && bin->cur->u.s.bump == bin->cur->u.s.capacity && !bin->partial;
+    return !rsb_slab_free_list(bin->cur) && bin->cur->u.s.bump == rsb_slab_capacity(bin->cur) && !bin->partial;
 }
 
 /* --- the operations ------------------------------------------------------------ */
