@@ -80,8 +80,7 @@ struct rsb_span {
     rsb_pgidx npages;            /* head only: length of the span in pages */
     uint8_t cls;
     uint8_t kind : 2;
-    uint8_t flags : 4;
-    uint8_t owner : 1;           /* SLAB: always 0 (one cache per heap) */
+    uint8_t flags : 4;           /* no owner: one cache per heap (rsb_span_owner) */
 };
 _Static_assert(sizeof(rsb_span) == 16, "compact descriptor");
 #else
@@ -146,6 +145,16 @@ RSB_INLINE char *rsb_span_start(const rsb_span *s) {
     return rsb_chunk_of_span(s)->base + ((size_t)s->head << RSB_PAGE_SHIFT);
 #else
     return s->start;
+#endif
+}
+
+/* SLAB: index of the cache that owns it. */
+RSB_INLINE uint32_t rsb_span_owner(const rsb_span *s) {
+#if RSB_FREESTANDING
+    (void)s;
+    return 0;
+#else
+    return s->owner;
 #endif
 }
 

@@ -63,8 +63,7 @@ static bool slab_settle(rsb_cache *c, rsb_span *s) {
 
 /* Put block b back on slab s.  Owner lock held.  True: see slab_settle. */
 static bool slab_put(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
-    rsb_link_set(a, b, rsb_slab_free_list(s));
-    rsb_slab_set_free_list(s, b);
+    rsb_slab_push(a, s, b);
     s->u.s.used--;
     if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
     return slab_settle(c, s);
@@ -99,7 +98,7 @@ static rsb_span *drain_remote(rsb_arena *a, rsb_cache *c) {
 }
 
 void rsb_remote_free(rsb_arena *a, rsb_span *s, void **b) {
-    rsb_cache *owner = &a->caches[s->owner];
+    rsb_cache *owner = &a->caches[rsb_span_owner(s)];
     void *head = __atomic_load_n(&owner->remote, __ATOMIC_RELAXED);
     do {
         b[0] = head;
@@ -144,7 +143,11 @@ static rsb_span *slab_new(rsb_arena *a, rsb_cache *c, unsigned cls) {
     rsb_lock_release(&a->lock);
     if (!s) return NULL;
     s->cls = (uint8_t)cls;
+#if RSB_FREESTANDING
+    (void)c; /* the heap's only cache */
+#else
     s->owner = (uint16_t)c->index;
+#endif
     s->flags = RSB_SF_IN_BIN;
     rsb_slab_set_free_list(s, NULL);
     s->u.s.used = 0;
@@ -209,8 +212,7 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
             partial_push(bin, n);
         }
     }
-    void **b = (void **)rsb_slab_free_list(s);
-    rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
+    void **b = rsb_slab_pop(a, s);
     s->u.s.used++;
     c->nmalloc++;
     rsb_lock_release(&c->lock);
@@ -225,7 +227,7 @@ void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n,
     void *list = NULL;
     unsigned k = 0;
     while (k < n) {
-        void **b = (void **)rsb_slab_free_list(s);
+        void **b = rsb_slab_pop(a, s);
         if (!b) { /* uncarved space: link the blocks straight into the batch */
             uint32_t m = rsb_slab_capacity(s) - s->u.s.bump;
             if (m == 0) break;
@@ -241,7 +243,6 @@ void *rsb_small_take_batch(rsb_arena *a, rsb_cache *c, unsigned cls, unsigned n,
             k += m;
             break; /* the free list is empty and n is reached or the slab full */
         }
-        rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
         s->u.s.used++;
         rsb_mag_link_set(a, b, list);
         list = b;
@@ -349,7 +350,7 @@ void rsb_free_slow(rsb_arena *a, void *p) {
         if ((uintptr_t)b[1] == mark) rsb_fatal_pointer("double free", p);
         b[1] = (void *)mark;
         rsb_cache *c = rsb_cache_of_thread(a);
-        if (c->index != s->owner) {
+        if (c->index != rsb_span_owner(s)) {
             rsb_remote_free(a, s, b);
             return;
         }
@@ -532,7 +533,7 @@ void rsb_cache_check(rsb_arena *a, rsb_cache *c) {
         if (!bin->cur) rsb_assert_fail("bin cur is NULL", __FILE__, __LINE__);
         for (rsb_span *s = bin->cur == &rsb_empty_span ? bin->partial : bin->cur; s;
              s = s == bin->cur ? bin->partial : rsb_span_next(s)) {
-            if (s->kind != RSB_SPAN_SLAB || s->cls != k || s->owner != c->index ||
+            if (s->kind != RSB_SPAN_SLAB || s->cls != k || rsb_span_owner(s) != c->index ||
                 !(s->flags & RSB_SF_IN_BIN))
                 rsb_assert_fail("slab in wrong bin", __FILE__, __LINE__);
             uint32_t nfree = 0;

@@ -135,6 +135,36 @@ RSB_INLINE void *rsb_link_get(const rsb_arena *a, const rsb_span *s, void **b) {
 }
 #endif
 
+/* Push block b on slab s's free list; pop the list's first block (NULL if
+ * it is empty).  The freestanding layout computes the span's address once. */
+RSB_INLINE void rsb_slab_push(const rsb_arena *a, rsb_span *s, void **b) {
+#if RSB_FREESTANDING
+    char *start = rsb_span_start(s);
+    uint32_t f = s->u.s.free;
+    rsb_link_set(a, b, f ? start + (size_t)(f - 1) * RSB_ALIGN : NULL);
+    s->u.s.free = (uint16_t)((uintptr_t)((char *)b - start) / RSB_ALIGN + 1);
+#else
+    rsb_link_set(a, b, s->u.s.free);
+    s->u.s.free = b;
+#endif
+}
+
+RSB_INLINE void **rsb_slab_pop(const rsb_arena *a, rsb_span *s) {
+#if RSB_FREESTANDING
+    uint32_t f = s->u.s.free;
+    if (!f) return NULL;
+    char *start = rsb_span_start(s);
+    void **b = (void **)(start + (size_t)(f - 1) * RSB_ALIGN);
+    char *n = (char *)rsb_link_get(a, s, b);
+    s->u.s.free = n ? (uint16_t)((uintptr_t)(n - start) / RSB_ALIGN + 1) : 0;
+    return b;
+#else
+    void **b = (void **)s->u.s.free;
+    if (b) s->u.s.free = rsb_link_get(a, s, b);
+    return b;
+#endif
+}
+
 /* Links of a batch of blocks moving between a cache and a magazine: plain,
  * or, when hardened, encoded and checked to name a block start in a live
  * slab of the expected class (a magazine mixes slabs, so the slab range
@@ -203,9 +233,8 @@ RSB_INLINE void *rsb_small_alloc(rsb_arena *a, unsigned cls) {
     rsb_cache *c = rsb_cache_of_thread(a);
     rsb_lock_acquire(&c->lock);
     rsb_span *s = c->bins[cls].cur;
-    void **b = (void **)rsb_slab_free_list(s);
+    void **b = rsb_slab_pop(a, s);
     if (unlikely(b == NULL)) return rsb_small_alloc_slow(a, c, cls);
-    rsb_slab_set_free_list(s, rsb_link_get(a, s, b));
     s->u.s.used++;
     rsb_lock_release(&c->lock);
     b[1] = NULL;
@@ -247,10 +276,9 @@ slow:
 /* free, second half: back to the owner cache c (the thread's own cache) or,
  * if another cache owns the slab, onto that cache's remote stack. */
 RSB_INLINE void rsb_free_to_cache(rsb_arena *a, rsb_cache *c, rsb_span *s, void **b) {
-    if (unlikely(c->index != s->owner)) { rsb_remote_free(a, s, b); return; }
+    if (unlikely(c->index != rsb_span_owner(s))) { rsb_remote_free(a, s, b); return; }
     if (unlikely(!rsb_lock_try(&c->lock))) { rsb_local_free_contended(a, c, s, b); return; }
-    rsb_link_set(a, b, rsb_slab_free_list(s));
-    rsb_slab_set_free_list(s, b);
+    rsb_slab_push(a, s, b);
     uint32_t used = --s->u.s.used;
     if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
         rsb_local_free_slow(a, c, s);

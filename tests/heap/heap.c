@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,20 +243,40 @@ Test(heap, exhaustion_and_recovery) {
     free(m);
 }
 
-/* Fixed sizes reach at least the utilisation TLSF does at these sizes on a
- * 1 MiB heap except at 4096 (see README-baremetal.md); the test holds a
- * floor that catches regressions. */
+/* Utilisation at the first failure on a 1 MiB heap (bytes asked for /
+ * region).  The default 64-bit layout (2 KiB pages) must reach TLSF's
+ * figures for every fixed size (49.7 / 88.3 / 96.4 / 98.8 %, measured by the
+ * issue on this machine) and 85 % for random sizes 1..4096 B, averaged over
+ * 20 seeds; another layout (meson -Dheap_page_shift=...) trades these
+ * against each other, so only a floor that catches gross regressions holds
+ * there. */
 Test(heap, utilisation_floor) {
-    static const size_t sizes[] = {16, 64, 256, 4096};
-    static const double floor[] = {90.0, 90.0, 90.0, 90.0};
+    static const size_t sizes[] = {16, 64, 256, 4096, 0};
+    static const double tlsf[] = {49.7, 88.3, 96.4, 98.8, 85.0};
     size_t len = MiB;
     unsigned char *m = region(len, 4096);
     void **v = calloc(len / 16, sizeof *v);
-    for (unsigned i = 0; i < 4; i++) {
-        rsb_heap *h = rsb_heap_init(m, len);
-        size_t n = fill_until_full(h, sizes[i], v, len / 16);
-        double util = 100.0 * (double)(n * sizes[i]) / (double)len;
-        cr_assert_geq(util, floor[i], "size %zu: %.2f%%", sizes[i], util);
+    rsb_heap_stats_t st;
+    rsb_heap_stats(rsb_heap_init(m, len), &st);
+    bool default_layout = sizeof(void *) == 8 && st.page_size == 2048 && st.small_max == 8192;
+    for (unsigned i = 0; i < 5; i++) {
+        unsigned seeds = sizes[i] ? 1 : 20;
+        double sum = 0;
+        for (unsigned k = 0; k < seeds; k++) {
+            rsb_heap *h = rsb_heap_init(m, len);
+            rng_state = 0x9e3779b97f4a7c15ull * (k + 1);
+            uint64_t saved = rng_state;
+            size_t n = fill_until_full(h, sizes[i], v, len / 16);
+            size_t bytes = n * sizes[i];
+            if (!sizes[i]) { /* replay the sizes that were asked for */
+                rng_state = saved;
+                bytes = 0;
+                for (size_t j = 0; j < n; j++) bytes += 1 + rnd_below(4096);
+            }
+            sum += 100.0 * (double)bytes / (double)len;
+        }
+        double util = sum / seeds, floor = default_layout ? tlsf[i] : (sizes[i] ? 90.0 : 70.0);
+        cr_assert_geq(util, floor, "size %zu (0: random): %.2f%% < %.2f%%", sizes[i], util, floor);
     }
     free(v);
     free(m);
