@@ -18,6 +18,7 @@
 
 rsb_arena rsb_global;
 static int init_state; /* 0 not started, 1 running, 2 done */
+static uintptr_t init_thread; /* the thread running it (state 1) */
 static bool options_loaded; /* false if init ran before libc set environ */
 static pthread_key_t thread_key;
 static bool thread_key_ok;
@@ -30,17 +31,21 @@ bool rsb_thread_register(rsb_mag *m) {
     return thread_key_ok && pthread_setspecific(thread_key, m) == 0;
 }
 
-size_t rsb_os_page_size_from_system(void);
-
 void rsb_init(void) {
     int expected = 0;
     if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
+        /* Waiting for ourselves would hang: a function start-up calls was
+         * replaced by one that allocates (the OS layer makes system calls
+         * directly to avoid exactly that). */
+        if (expected == 1 && __atomic_load_n(&init_thread, __ATOMIC_RELAXED) == rsb_os_thread_id())
+            rsb_fatal("malloc called from inside its own start-up (by a replaced system function)");
         while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2) rsb_os_yield();
         return;
     }
+    __atomic_store_n(&init_thread, rsb_os_thread_id(), __ATOMIC_RELAXED);
     rsb_arena *a = &rsb_global;
-    rsb_os_page = rsb_os_page_size_from_system();
+    rsb_os_init();
     options_loaded = rsb_options_load();
     rsb_pages_init(a);
     uint32_t n = rsb_opt.caches;

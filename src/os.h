@@ -28,6 +28,8 @@ bool rsb_os_purge(void *p, size_t size);
 bool rsb_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 bool rsb_os_remap_to(void *p, size_t old_size, size_t new_size, void *new_addr);
 
+/* Hosted: once at start-up, before any other call (page size, clock). */
+void rsb_os_init(void);
 unsigned rsb_os_ncpu(void);
 uint64_t rsb_os_random(void);          /* per-process entropy */
 uint64_t rsb_os_now_ms(void);          /* monotonic clock, coarse */

@@ -4,6 +4,7 @@
  * free() never changes errno even when it purges or unmaps.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <sched.h>
 #include <sys/auxv.h>
@@ -33,8 +34,42 @@ static bool injected_failure(void) {
 static inline bool injected_failure(void) { return false; }
 #endif
 
+/* System calls go straight to the kernel, not through libc's wrappers: a
+ * preloaded library may replace mmap or clock_gettime (libfaketime, tracers)
+ * and allocate inside its replacement, which would re-enter the allocator
+ * during its own initialisation or under its arena lock.  Sanitizer builds
+ * keep libc's wrappers, which the sanitizers intercept to track mappings. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSB_LIBC_SYSCALLS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define RSB_LIBC_SYSCALLS 1
+#endif
+#endif
+#ifndef RSB_LIBC_SYSCALLS
+#define RSB_LIBC_SYSCALLS 0
+#endif
+
+#if RSB_LIBC_SYSCALLS
+#define sys_mmap mmap
+#define sys_munmap munmap
+#define sys_madvise madvise
+#define sys_mremap mremap
+#else
+static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+static int sys_munmap(void *addr, size_t len) { return (int)syscall(SYS_munmap, addr, len); }
+static int sys_madvise(void *addr, size_t len, int advice) {
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+static void *sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr) {
+    return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+}
+#endif
+
 static void *raw_map(size_t size) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+    void *p = sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -54,7 +89,7 @@ void *rsb_os_map(size_t size, size_t align, size_t offset) {
         res = p;
         goto out;
     }
-    if (p) munmap(p, size);
+    if (p) sys_munmap(p, size);
     if (size > SIZE_MAX - align) goto out;
     char *raw = raw_map(size + align);
     if (!raw) goto out;
@@ -62,8 +97,8 @@ void *rsb_os_map(size_t size, size_t align, size_t offset) {
     if (start < (uintptr_t)raw) start += align;
     size_t head = start - (uintptr_t)raw;
     size_t tail = align - head;
-    if (head) munmap(raw, head);
-    if (tail) munmap((char *)start + size, tail);
+    if (head) sys_munmap(raw, head);
+    if (tail) sys_munmap((char *)start + size, tail);
     res = (void *)start;
 out:
     errno = saved;
@@ -72,20 +107,20 @@ out:
 
 void rsb_os_unmap(void *p, size_t size) {
     int saved = errno;
-    munmap(p, size);
+    sys_munmap(p, size);
     errno = saved;
 }
 
 bool rsb_os_purge(void *p, size_t size) {
     int saved = errno;
-    bool ok = madvise(p, size, MADV_DONTNEED) == 0;
+    bool ok = sys_madvise(p, size, MADV_DONTNEED) == 0;
     errno = saved;
     return ok;
 }
 
 bool rsb_os_remap_inplace(void *p, size_t old_size, size_t new_size) {
     int saved = errno;
-    bool ok = !injected_failure() && mremap(p, old_size, new_size, 0) != MAP_FAILED;
+    bool ok = !injected_failure() && sys_mremap(p, old_size, new_size, 0, NULL) != MAP_FAILED;
     errno = saved;
     return ok;
 }
@@ -93,7 +128,7 @@ bool rsb_os_remap_inplace(void *p, size_t old_size, size_t new_size) {
 bool rsb_os_remap_to(void *p, size_t old_size, size_t new_size, void *new_addr) {
     int saved = errno;
     bool ok = !injected_failure() &&
-              mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr) != MAP_FAILED;
+              sys_mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr) != MAP_FAILED;
     errno = saved;
     return ok;
 }
@@ -108,6 +143,75 @@ unsigned rsb_os_ncpu(void) {
     return count ? count : 1;
 }
 
+/* The clock: the kernel's vDSO function, found through the auxiliary vector
+ * (not libc's clock_gettime, for the reason above), or the system call. */
+typedef int (*vdso_clock_fn)(clockid_t, struct timespec *);
+static vdso_clock_fn vdso_clock; /* set once by rsb_os_init */
+
+#if __SIZEOF_POINTER__ == 8
+typedef Elf64_Ehdr elf_ehdr;
+typedef Elf64_Phdr elf_phdr;
+typedef Elf64_Dyn elf_dyn;
+typedef Elf64_Sym elf_sym;
+#else
+typedef Elf32_Ehdr elf_ehdr;
+typedef Elf32_Phdr elf_phdr;
+typedef Elf32_Dyn elf_dyn;
+typedef Elf32_Sym elf_sym;
+#endif
+
+/* Address of the function `name` in the vDSO image the kernel mapped at
+ * AT_SYSINFO_EHDR (NULL if there is none, e.g. under valgrind).  Symbols
+ * are counted with DT_HASH, which the kernel always links in. */
+static void *vdso_lookup(const char *name) {
+    const elf_ehdr *eh = (const elf_ehdr *)getauxval(AT_SYSINFO_EHDR);
+    if (!eh || __builtin_memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return NULL;
+    const elf_phdr *ph = (const elf_phdr *)((const char *)eh + eh->e_phoff);
+    uintptr_t bias = 0;
+    const elf_dyn *dyn = NULL;
+    bool loaded = false;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type == PT_LOAD && !loaded) {
+            bias = (uintptr_t)eh + ph[i].p_offset - ph[i].p_vaddr;
+            loaded = true;
+        } else if (ph[i].p_type == PT_DYNAMIC) {
+            dyn = (const elf_dyn *)((const char *)eh + ph[i].p_offset);
+        }
+    }
+    if (!loaded || !dyn) return NULL;
+    const elf_sym *sym = NULL;
+    const char *str = NULL;
+    const uint32_t *hash = NULL;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        if (dyn->d_tag == DT_SYMTAB) sym = (const elf_sym *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_STRTAB) str = (const char *)(bias + dyn->d_un.d_ptr);
+        if (dyn->d_tag == DT_HASH) hash = (const uint32_t *)(bias + dyn->d_un.d_ptr);
+    }
+    if (!sym || !str || !hash) return NULL;
+    for (uint32_t i = 0; i < hash[1]; i++) { /* hash[1]: number of symbols */
+        if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || sym[i].st_shndx == SHN_UNDEF) continue;
+        const char *a = str + sym[i].st_name, *b = name;
+        while (*a && *a == *b) a++, b++;
+        if (*a == *b) return (void *)(bias + sym[i].st_value);
+    }
+    return NULL;
+}
+
+static void clock_init(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    vdso_clock = (vdso_clock_fn)vdso_lookup("__vdso_clock_gettime");
+#elif defined(__aarch64__) || defined(__riscv)
+    vdso_clock = (vdso_clock_fn)vdso_lookup("__kernel_clock_gettime");
+#elif defined(__arm__)
+    vdso_clock = (vdso_clock_fn)vdso_lookup("__vdso_clock_gettime");
+#endif
+}
+
+static void clock_now(clockid_t id, struct timespec *ts) {
+    if (vdso_clock && vdso_clock(id, ts) == 0) return;
+    if (syscall(SYS_clock_gettime, id, ts) != 0) ts->tv_sec = ts->tv_nsec = 0;
+}
+
 uint64_t rsb_os_random(void) {
     /* AT_RANDOM: 16 bytes the kernel put on the initial stack; available
      * before libc is initialised and never blocks. */
@@ -120,7 +224,7 @@ uint64_t rsb_os_random(void) {
         r ^= a ^ (b << 1);
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_now(CLOCK_MONOTONIC, &ts);
     r ^= (uint64_t)ts.tv_nsec * 0xbf58476d1ce4e5b9ull ^ (uint64_t)(uintptr_t)&r;
     r ^= r >> 31;
     return r | 1;
@@ -129,7 +233,7 @@ uint64_t rsb_os_random(void) {
 uint64_t rsb_os_now_ms(void) {
     struct timespec ts;
     int saved = errno;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    clock_now(CLOCK_MONOTONIC_COARSE, &ts);
     errno = saved;
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
@@ -152,9 +256,9 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
 
 void rsb_os_abort(void) { abort(); }
 
-size_t rsb_os_page_size_from_system(void);
-size_t rsb_os_page_size_from_system(void) {
+void rsb_os_init(void) {
     unsigned long p = getauxval(AT_PAGESZ);
     if (!p) p = (unsigned long)sysconf(_SC_PAGESIZE);
-    return p ? (size_t)p : 4096;
+    rsb_os_page = p ? (size_t)p : 4096;
+    clock_init();
 }
