@@ -463,9 +463,17 @@ EXPORT struct mallinfo2 mallinfo2(void) {
     rsb_stats(&st);
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
+    /* As glibc: blocks with their own mapping are hblks/hblkhd, not part
+     * of uordblks. */
+    rsb_arena *a = &rsb_global;
+    size_t huge = __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
+    size_t cached = __atomic_load_n(&a->huge_cached_bytes, __ATOMIC_RELAXED);
+    huge = huge > cached ? huge - cached : 0;
+    if (huge > st.in_use) huge = st.in_use;
     mi.arena = st.mapped;
     mi.hblks = st.huge_count;
-    mi.uordblks = st.in_use;
+    mi.hblkhd = huge;
+    mi.uordblks = st.in_use - huge;
     mi.fordblks = st.mapped > st.in_use ? st.mapped - st.in_use : 0;
     mi.fsmblks = st.free_dirty;
     mi.keepcost = st.free_dirty;

@@ -89,7 +89,7 @@ bool rsb_options_load(void) {
         if (*p) continue;
         bool bv;
         long lv;
-        if (prefix_eq(e, "RSBMALLOC_STATS", &v)) {
+        if (prefix_eq(e, "RSBMALLOC_STATS", &v) || prefix_eq(e, "RSBMALLOC_SHOW_STATS", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.stats = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
         } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {

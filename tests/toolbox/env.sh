@@ -16,6 +16,9 @@ expect "STATS=1 prints the report at exit" "rsbmalloc statistics" "$out"
 expect "STATS=1 report has the class table" "class +size +slabs" "$out"
 out=$(RSBMALLOC_STATS=0 run /usr/bin/python3 -c pass)
 reject "STATS=0 prints nothing" "rsbmalloc" "$out"
+out=$(RSBMALLOC_SHOW_STATS=1 run true)
+expect "SHOW_STATS=1 (mimalloc's spelling) prints the report" "rsbmalloc statistics" "$out"
+reject "SHOW_STATS is not an unknown option" "unknown rsbmalloc option" "$out"
 out=$(RSBMALLOC_STATS=maybe run true)
 expect "STATS=maybe warns" "rsbmalloc: warning: RSBMALLOC_STATS=maybe" "$out"
 
