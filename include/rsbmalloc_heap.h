@@ -29,9 +29,9 @@
  *   rsb_heap_realloc: O(1) in place, else an alloc, a copy of the block
  *     and a free.
  *   Measured with callgrind (x86-64, default layout, 32 classes): the
- *   longest alloc path is about 3,100 instructions (full heap: 31 empty
+ *   longest alloc path is about 2,900 instructions (full heap: 31 empty
  *   slabs handed back, then a new slab carved), a failing alloc 1,300, the
- *   longest free 350; the common paths 65 (alloc) and 100 (free).  See
+ *   longest free 330; the common paths 65 (alloc) and 100 (free).  See
  *   freestanding/README-baremetal.md.
  *
  * Thread safety: none by default, and none needed on single-core firmware

@@ -465,10 +465,7 @@ EXPORT struct mallinfo2 mallinfo2(void) {
     memset(&mi, 0, sizeof mi);
     /* As glibc: blocks with their own mapping are hblks/hblkhd, not part
      * of uordblks. */
-    rsb_arena *a = &rsb_global;
-    size_t huge = __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
-    size_t cached = __atomic_load_n(&a->huge_cached_bytes, __ATOMIC_RELAXED);
-    huge = huge > cached ? huge - cached : 0;
+    size_t huge = rsb_huge_in_use(&rsb_global);
     if (huge > st.in_use) huge = st.in_use;
     mi.arena = st.mapped;
     mi.hblks = st.huge_count;

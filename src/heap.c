@@ -202,7 +202,7 @@ static RSB_NOINLINE void *alloc_small_slow(rsb_heap *h, unsigned cls, size_t ali
         const rsb_bin *bin = &h->cache.bins[k];
         const rsb_span *s = bin->cur;
         if (rsb_class_size[k] & (align - 1)) continue;
-        if (!rsb_slab_free_list(s) && s->u.s.bump == rsb_slab_capacity(s) && !bin->partial) continue;
+        if (rsb_slab_exhausted(s) && !bin->partial) continue;
         p = rsb_small_alloc(a, k);
         if (p) return account(h, p, rsb_class_size[k]);
     }

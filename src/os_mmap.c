@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "os.h"
 
@@ -190,9 +191,7 @@ static void *vdso_lookup(const char *name) {
     if (!sym || !str || !hash) return NULL;
     for (uint32_t i = 0; i < hash[1]; i++) { /* hash[1]: number of symbols */
         if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || sym[i].st_shndx == SHN_UNDEF) continue;
-        const char *a = str + sym[i].st_name, *b = name;
-        while (*a && *a == *b) a++, b++;
-        if (*a == *b) return (void *)(bias + sym[i].st_value);
+        if (strcmp(str + sym[i].st_name, name) == 0) return (void *)(bias + sym[i].st_value);
     }
     return NULL;
 }

@@ -44,20 +44,13 @@ static unsigned bin_up(uint32_t n) {
 
 static void bin_insert(rsb_arena *a, rsb_span *s) {
     unsigned b = bin_of(s->npages);
-    rsb_span_set_prev(s, NULL);
-    rsb_span_set_next(s, a->free_bins[b]);
-    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), s);
-    a->free_bins[b] = s;
+    rsb_span_list_push(&a->free_bins[b], s);
     a->free_map[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
 static void bin_remove(rsb_arena *a, rsb_span *s) {
     unsigned b = bin_of(s->npages);
-    if (rsb_span_prev(s))
-        rsb_span_set_next(rsb_span_prev(s), rsb_span_next(s));
-    else
-        a->free_bins[b] = rsb_span_next(s);
-    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), rsb_span_prev(s));
+    rsb_span_list_remove(&a->free_bins[b], s);
     if (!a->free_bins[b]) a->free_map[b >> 6] &= ~((uint64_t)1 << (b & 63));
 }
 

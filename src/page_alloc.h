@@ -176,6 +176,24 @@ RSB_INLINE void rsb_span_set_next(rsb_span *s, rsb_span *t) { s->next = t; }
 RSB_INLINE void rsb_span_set_prev(rsb_span *s, rsb_span *t) { s->prev = t; }
 #endif
 
+/* Doubly linked lists of head spans (free-size bins, bins' partial lists). */
+RSB_INLINE void rsb_span_list_push(rsb_span **head, rsb_span *s) {
+    rsb_span *n = *head;
+    rsb_span_set_prev(s, NULL);
+    rsb_span_set_next(s, n);
+    if (n) rsb_span_set_prev(n, s);
+    *head = s;
+}
+
+RSB_INLINE void rsb_span_list_remove(rsb_span **head, rsb_span *s) {
+    rsb_span *p = rsb_span_prev(s), *n = rsb_span_next(s);
+    if (p)
+        rsb_span_set_next(p, n);
+    else
+        *head = n;
+    if (n) rsb_span_set_prev(n, p);
+}
+
 /* Header of a huge block, at a chunk-aligned address.  The block starts at
  * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and extends to the end
  * of the mapping (all of it usable). */

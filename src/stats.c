@@ -7,6 +7,12 @@
 void rsb_lock_all(rsb_arena *a);
 void rsb_unlock_all(rsb_arena *a);
 
+size_t rsb_huge_in_use(const rsb_arena *a) {
+    size_t mapped = __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
+    size_t cached = __atomic_load_n(&a->huge_cached_bytes, __ATOMIC_RELAXED);
+    return mapped > cached ? mapped - cached : 0;
+}
+
 void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_class) {
     rsb_stats_t st = {0};
     if (per_class)
@@ -31,8 +37,7 @@ void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_clas
 #if !RSB_FREESTANDING
     st.free_dirty += a->large_cached_bytes; /* freed page runs kept whole */
 #endif
-    st.large_in_use = a->large_bytes + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED) -
-                      a->huge_cached_bytes;
+    st.large_in_use = a->large_bytes + rsb_huge_in_use(a);
     st.huge_count = __atomic_load_n(&a->huge_count, __ATOMIC_RELAXED);
     st.purges = a->purges;
     st.lock_contended = a->lock.contended;

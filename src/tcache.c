@@ -24,24 +24,9 @@ void rsb_caches_init(rsb_arena *a, rsb_cache *caches, uint32_t n) {
 
 /* --- bin lists ------------------------------------------------------------ */
 
-static void partial_push(rsb_bin *bin, rsb_span *s) {
-    rsb_span_set_prev(s, NULL);
-    rsb_span_set_next(s, bin->partial);
-    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), s);
-    bin->partial = s;
-}
+static void partial_push(rsb_bin *bin, rsb_span *s) { rsb_span_list_push(&bin->partial, s); }
 
-static void partial_remove(rsb_bin *bin, rsb_span *s) {
-    if (rsb_span_prev(s))
-        rsb_span_set_next(rsb_span_prev(s), rsb_span_next(s));
-    else
-        bin->partial = rsb_span_next(s);
-    if (rsb_span_next(s)) rsb_span_set_prev(rsb_span_next(s), rsb_span_prev(s));
-}
-
-static inline bool slab_exhausted(const rsb_span *s) {
-    return rsb_slab_free_list(s) == NULL && s->u.s.bump == rsb_slab_capacity(s);
-}
+static void partial_remove(rsb_bin *bin, rsb_span *s) { rsb_span_list_remove(&bin->partial, s); }
 
 /* A slab just got a block back (pushed, used decremented).  Owner lock held.
  * A full slab returns to its bin; a slab other than the bin's cursor that
@@ -205,7 +190,7 @@ void *rsb_small_alloc_slow(rsb_arena *a, rsb_cache *c, unsigned cls) {
             return NULL;
         }
         s = bin->cur;
-        if (slab_exhausted(s)) {
+        if (rsb_slab_exhausted(s)) {
             if (s != &rsb_empty_span) s->flags &= (uint8_t)~RSB_SF_IN_BIN;
             bin->cur = n;
         } else {

@@ -88,12 +88,21 @@ RSB_INLINE rsb_cache *rsb_cache_of_thread(rsb_arena *a) {
 /* Slab fields the two descriptor layouts store differently: the first free
  * block, the block size and the number of blocks. */
 #if RSB_FREESTANDING
+/* The free-list head is stored as (offset from the slab's start) /
+ * RSB_ALIGN + 1, 0 for none.  The span's address is computed only for a
+ * nonzero head: rsb_empty_span has none. */
+RSB_INLINE void *rsb_slab_head_decode(char *start, uint32_t f) { /* f != 0 */
+    return start + (size_t)(f - 1) * RSB_ALIGN;
+}
+RSB_INLINE uint16_t rsb_slab_head_encode(const char *start, const void *b) {
+    return b ? (uint16_t)((uintptr_t)((const char *)b - start) / RSB_ALIGN + 1) : 0;
+}
 RSB_INLINE void *rsb_slab_free_list(const rsb_span *s) {
     uint32_t f = s->u.s.free;
-    return f ? rsb_span_start(s) + (size_t)(f - 1) * RSB_ALIGN : NULL;
+    return f ? rsb_slab_head_decode(rsb_span_start(s), f) : NULL;
 }
-RSB_INLINE void rsb_slab_set_free_list(rsb_span *s, void *b) {
-    s->u.s.free = b ? (uint16_t)(((uintptr_t)b - (uintptr_t)rsb_span_start(s)) / RSB_ALIGN + 1) : 0;
+RSB_INLINE void rsb_slab_set_free_list(rsb_span *s, void *b) { /* s is a real slab */
+    s->u.s.free = rsb_slab_head_encode(rsb_span_start(s), b);
 }
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return rsb_class_size[s->cls]; }
 RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) {
@@ -107,6 +116,11 @@ RSB_INLINE void rsb_slab_set_free_list(rsb_span *s, void *b) { s->u.s.free = b; 
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return s->u.s.block; }
 RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return s->u.s.capacity; }
 #endif
+
+/* No free block and nothing left to carve (true of rsb_empty_span). */
+RSB_INLINE bool rsb_slab_exhausted(const rsb_span *s) {
+    return rsb_slab_free_list(s) == NULL && s->u.s.bump == rsb_slab_capacity(s);
+}
 
 /* Free-list links.  A free block's first word links to the next free block
  * of its slab.  With RSB_HARDEN the link is stored XOR-ed with a secret and
@@ -141,8 +155,8 @@ RSB_INLINE void rsb_slab_push(const rsb_arena *a, rsb_span *s, void **b) {
 #if RSB_FREESTANDING
     char *start = rsb_span_start(s);
     uint32_t f = s->u.s.free;
-    rsb_link_set(a, b, f ? start + (size_t)(f - 1) * RSB_ALIGN : NULL);
-    s->u.s.free = (uint16_t)((uintptr_t)((char *)b - start) / RSB_ALIGN + 1);
+    rsb_link_set(a, b, f ? rsb_slab_head_decode(start, f) : NULL);
+    s->u.s.free = rsb_slab_head_encode(start, b);
 #else
     rsb_link_set(a, b, s->u.s.free);
     s->u.s.free = b;
@@ -154,9 +168,8 @@ RSB_INLINE void **rsb_slab_pop(const rsb_arena *a, rsb_span *s) {
     uint32_t f = s->u.s.free;
     if (!f) return NULL;
     char *start = rsb_span_start(s);
-    void **b = (void **)(start + (size_t)(f - 1) * RSB_ALIGN);
-    char *n = (char *)rsb_link_get(a, s, b);
-    s->u.s.free = n ? (uint16_t)((uintptr_t)(n - start) / RSB_ALIGN + 1) : 0;
+    void **b = (void **)rsb_slab_head_decode(start, f);
+    s->u.s.free = rsb_slab_head_encode(start, rsb_link_get(a, s, b));
     return b;
 #else
     void **b = (void **)s->u.s.free;

@@ -53,7 +53,7 @@ static size_t free_pages(rsb_heap *h) {
 
 static int bin_exhausted(rsb_heap *h, unsigned cls) {
     const rsb_bin *bin = &VIEW(h)->cache.bins[cls];
-    return !rsb_slab_free_list(bin->cur) && bin->cur->u.s.bump == rsb_slab_capacity(bin->cur) && !bin->partial;
+    return rsb_slab_exhausted(bin->cur) && !bin->partial;
 }
 
 /* --- the operations ------------------------------------------------------------ */
