@@ -1,7 +1,7 @@
-/* Contended path of the cache and arena spinlocks (see spinlock.h). */
+/* Contended path of the cache and page-allocator spinlocks (see spinlock.h). */
 #include "spinlock.h"
 
-#include "os.h"
+#include "os/os.h"
 
 #define RSB_SPINS_BEFORE_YIELD 64
 

@@ -1,11 +1,12 @@
 /*
- * Hosted OS layer (Linux): the only file of the core that makes system calls
- * for memory.  See os.h for the contract.  Every function preserves errno, so
+ * The OS contract (os.h) on Linux: the only file of the hosted core that
+ * makes system calls or uses pthreads.  Every function preserves errno, so
  * free() never changes errno even when it purges or unmaps.
  */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -254,6 +255,37 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
 }
 
 void rsb_os_abort(void) { abort(); }
+
+extern char **environ;
+
+/* environ directly: getenv is fine too, but this runs before libc may be
+ * ready, and must never allocate. */
+const char *rsb_os_getenv(const char *name) {
+    char **env = environ;
+    if (!env) return NULL;
+    for (; *env; env++) {
+        const char *s = *env, *n = name;
+        while (*n && *s == *n) s++, n++;
+        if (!*n && *s == '=') return s + 1;
+    }
+    return NULL;
+}
+
+/* Thread exit through a pthread key destructor: glibc's pthread_key_create
+ * takes a slot in a static table and does not allocate. */
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+
+bool rsb_os_thread_exit_init(void (*fn)(void *arg)) {
+    exit_key_ok = pthread_key_create(&exit_key, fn) == 0;
+    return exit_key_ok;
+}
+
+bool rsb_os_on_thread_exit(void *arg) { return exit_key_ok && pthread_setspecific(exit_key, arg) == 0; }
+
+void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+    pthread_atfork(prepare, parent, child);
+}
 
 void rsb_os_init(void) {
     unsigned long p = getauxval(AT_PAGESZ);

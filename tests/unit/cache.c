@@ -1,44 +1,21 @@
 /* Thread caches: thread ids spread over the caches, blocks freed by another
  * thread go back to the owner cache and are reused there, and bins keep
  * their invariants. */
-#include <criterion/criterion.h>
 #include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#include <sched.h>
 
-#include "rsbmalloc.h"
-#include "tcache.h"
+#include "unit.h"
 
-static rsb_arena *new_arena(uint32_t ncaches) {
-    rsb_free(rsb_malloc(1));
-    rsb_arena *a = calloc(1, sizeof *a);
-    rsb_pages_init(a);
-    a->purge_delay_ms = -1;
-    a->key = 0x1234567887654321ull;
-    rsb_cache *c = aligned_alloc(RSB_CACHELINE, ncaches * sizeof(rsb_cache));
-    memset(c, 0, ncaches * sizeof(rsb_cache));
-    rsb_caches_init(a, c, ncaches);
-    return a;
-}
+static rsb_allocator *new_arena(uint32_t ncaches) { return unit_allocator(ncaches, -1); }
+#define check_all unit_check
 
-static void check_all(rsb_arena *a) {
-    for (uint32_t i = 0; i < a->ncaches; i++) {
-        rsb_lock_acquire(&a->caches[i].lock);
-        rsb_cache_check(a, &a->caches[i]);
-        rsb_lock_release(&a->caches[i].lock);
-    }
-    rsb_lock_acquire(&a->lock);
-    rsb_pages_check(a);
-    rsb_lock_release(&a->lock);
-}
-
-static rsb_arena *hash_arena;
+static rsb_allocator *hash_arena;
 static void *report_index(void *out) {
     *(uint32_t *)out = rsb_cache_of_thread(hash_arena)->index;
     return NULL;
 }
 
-Test(tcache, thread_ids_spread_over_caches) {
+Test(cache, thread_ids_spread_over_caches) {
     hash_arena = new_arena(64);
     enum { T = 64 };
     uint32_t idx[T];
@@ -52,8 +29,8 @@ Test(tcache, thread_ids_spread_over_caches) {
     cr_assert_geq(distinct, 28, "only %d distinct caches for 64 threads", distinct);
 }
 
-Test(tcache, malloc_free_roundtrip_keeps_invariants) {
-    rsb_arena *a = new_arena(4);
+Test(cache, malloc_free_roundtrip_keeps_invariants) {
+    rsb_allocator *a = new_arena(4);
     enum { N = 20000 };
     void **p = malloc(N * sizeof *p);
     unsigned seed = 7;
@@ -72,7 +49,7 @@ Test(tcache, malloc_free_roundtrip_keeps_invariants) {
     check_all(a);
     rsb_core_trim(a);
     check_all(a);
-    for (rsb_chunk *c = a->chunks; c; c = c->next) cr_assert_eq(c->used_pages, 0, "all slabs returned");
+    for (rsb_chunk *c = a->pages.chunks; c; c = c->next) cr_assert_eq(c->used_pages, 0, "all slabs returned");
     free(p);
 }
 
@@ -81,12 +58,14 @@ Test(tcache, malloc_free_roundtrip_keeps_invariants) {
 /* Worker threads stay alive (a live thread's id is unique; a joined one's
  * is reused by the next thread) and allocate when told to. */
 enum { RN = 3000, MAXW = 32 };
-static rsb_arena *remote_arena;
+static rsb_allocator *remote_arena;
 static struct worker {
     pthread_t th;
     uint32_t index;
-    int cmd; /* 0 wait, 1 allocate into out, 2 exit */
+    int cmd; /* 0 wait, 1 allocate `count` blocks into out, 2 exit, 3 free them */
     int done;
+    int count;   /* 0: RN */
+    size_t size; /* 0: 64 */
     void **out;
 } workers[MAXW];
 
@@ -98,7 +77,13 @@ static void *worker_main(void *arg) {
         int cmd;
         while ((cmd = __atomic_load_n(&w->cmd, __ATOMIC_ACQUIRE)) == 0) sched_yield();
         if (cmd == 2) return NULL;
-        for (int i = 0; i < RN; i++) w->out[i] = rsb_core_malloc(remote_arena, 64);
+        int n = w->count ? w->count : RN;
+        for (int i = 0; i < n; i++) {
+            if (cmd == 1)
+                w->out[i] = rsb_core_malloc(remote_arena, w->size ? w->size : 64);
+            else
+                rsb_core_free(remote_arena, w->out[i]);
+        }
         __atomic_store_n(&w->cmd, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
     }
@@ -112,21 +97,36 @@ static void worker_run(struct worker *w, int cmd, void **out) {
     while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) sched_yield();
 }
 
-Test(tcache, remote_frees_go_home_and_are_reused) {
-    static void *blocks[RN], *reused[RN];
-    remote_arena = new_arena(8);
+/* Start worker threads until one hashes to another cache than this thread;
+ * *started is how many were started (all to be stopped). */
+static struct worker *other_worker(int *started) {
     uint32_t mine = rsb_cache_of_thread(remote_arena)->index;
     struct worker *w = NULL;
     int n = 0;
-    while (!w && n < MAXW) { /* start threads until one hashes elsewhere */
-        workers[n].cmd = 0;
-        workers[n].done = 0;
+    while (!w && n < MAXW) {
+        memset(&workers[n], 0, sizeof workers[n]);
         pthread_create(&workers[n].th, NULL, worker_main, &workers[n]);
         while (!__atomic_load_n(&workers[n].done, __ATOMIC_ACQUIRE)) sched_yield();
         if (workers[n].index != mine) w = &workers[n];
         n++;
     }
+    *started = n;
     cr_assert_not_null(w, "no thread hashed to another cache than this one");
+    return w;
+}
+
+static void stop_workers(int n) {
+    for (int i = 0; i < n; i++) {
+        worker_run(&workers[i], 2, NULL);
+        pthread_join(workers[i].th, NULL);
+    }
+}
+
+Test(cache, remote_frees_go_home_and_are_reused) {
+    static void *blocks[RN], *reused[RN];
+    remote_arena = new_arena(8);
+    int n;
+    struct worker *w = other_worker(&n);
     rsb_cache *owner = &remote_arena->caches[w->index];
     worker_run(w, 1, blocks);
     for (int i = 0; i < RN; i++) rsb_core_free(remote_arena, blocks[i]);
@@ -144,10 +144,38 @@ Test(tcache, remote_frees_go_home_and_are_reused) {
             }
     cr_assert_geq(hits, RN * 9 / 10, "only %d of %d blocks reused", hits, RN);
     check_all(remote_arena);
-    for (int i = 0; i < n; i++) {
-        worker_run(&workers[i], 2, NULL);
-        pthread_join(workers[i].th, NULL);
-    }
+    stop_workers(n);
+}
+
+/* A slab emptied by remote frees that its owner drains must not stay on
+ * the partial list: malloc_trim kept such a slab mapped (one per class per
+ * cache).  The owner fills exactly two slabs, another thread frees every
+ * block, the owner's next allocation drains them, the owner frees that
+ * block too; after a trim no slab of the class is left. */
+Test(cache, trim_releases_slabs_emptied_by_drained_remote_frees) {
+    enum { SIZE = 64 };
+    static void *blocks[2 * 4096];
+    remote_arena = new_arena(8);
+    unsigned cls = rsb_size_class(SIZE);
+    int per_slab = (int)rsb_class_blocks[cls];
+    cr_assert_leq(2 * per_slab, (int)(sizeof blocks / sizeof blocks[0]));
+    int n;
+    struct worker *w = other_worker(&n);
+    w->size = SIZE;
+    w->count = 2 * per_slab; /* both slabs carved and handed out: the cursor is exhausted */
+    worker_run(w, 1, blocks);
+    cr_assert_eq(unit_slabs(&remote_arena->pages, cls), 2);
+    for (int i = 0; i < 2 * per_slab; i++) rsb_core_free(remote_arena, blocks[i]); /* remote */
+    check_all(remote_arena);
+    w->count = 1;
+    worker_run(w, 1, blocks); /* drains: both slabs empty but for this block */
+    check_all(remote_arena);
+    worker_run(w, 3, blocks); /* a local free: the cursor is empty too */
+    check_all(remote_arena);
+    rsb_core_trim(remote_arena);
+    check_all(remote_arena);
+    cr_assert_eq(unit_slabs(&remote_arena->pages, cls), 0, "a trim left an empty slab of %u B mapped", SIZE);
+    stop_workers(n);
 }
 
 /* Producer/consumer through the public API: memory stays bounded. */
@@ -163,7 +191,7 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
-Test(tcache, producer_consumer_stays_bounded) {
+Test(cache, producer_consumer_stays_bounded) {
     pthread_t t;
     pthread_create(&t, NULL, consumer, NULL);
     rsb_stats_t before, after;
@@ -183,7 +211,7 @@ Test(tcache, producer_consumer_stays_bounded) {
 /* Huge blocks: a freed mapping is reused by the next request of a similar
  * size (no syscall per malloc/free pair), calloc of a reused one is zero,
  * and trim unmaps the cache. */
-Test(tcache, huge_mappings_are_cached_and_zeroed) {
+Test(cache, huge_mappings_are_cached_and_zeroed) {
     size_t n = (size_t)6 << 20;
     char *p = rsb_malloc(n);
     cr_assert_not_null(p);
