@@ -501,8 +501,23 @@ def run_server(a, s, found, env):
     res["checks"]["phases_complete"] = len(res["phases"]) == 3 * s["cycles"]
     if rc != 0:
         res["errors"].append("exit %d: %s" % (rc, err.strip()[-500:]))
-    res["samples"] = sampler.samples
+    res["samples"] = trim_server(sampler.samples, res["phases"])
     return res
+
+
+def trim_server(samples, phases):
+    """Samples up to the end of the last phase (then the server frees
+    everything and exits: that belongs to no phase)."""
+    end = max((p[2] for p in phases), default=None)
+    return [x for x in samples if end is None or x["t"] <= end]
+
+
+def peak(x, metric):
+    """The highest reading: the samples and, for the synthetic server, its
+    own readings at the phase ends."""
+    vals = [s[metric] for s in x["samples"]] + [
+        v[metric] for v in x["phase_end"].values() if v and metric in v and "live" in v]
+    return max(vals, default=None)
 
 
 # ---- report ----------------------------------------------------------------
@@ -595,11 +610,10 @@ def summary_md(meta, results, names, plan_, charts_rel):
                 continue
             x = r[n]
             pe = x["phase_end"]
-            peak = max((s["pss"] for s in x["samples"]), default=None)
             cells = [mib(pe[k]["pss"]) if pe.get(k) else "—" for k in ("TPC-B", "idle", "select-only")]
             heap = [mib(pe[k]["pss_anon"]) if pe.get(k) else "—" for k in ("TPC-B", "idle", "select-only")]
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                n, fmt_tps(x["tps"]["tpcb"]), fmt_tps(x["tps"]["ro"]), *cells, mib(peak), *heap,
+                n, fmt_tps(x["tps"]["tpcb"]), fmt_tps(x["tps"]["ro"]), *cells, mib(peak(x, "pss")), *heap,
                 checks_cell(x)))
         L.append("")
         L.append("MiB. Checks: the preload took effect (the library is mapped in the postmaster); "
@@ -642,10 +656,9 @@ def summary_md(meta, results, names, plan_, charts_rel):
             if n not in r:
                 continue
             x = r[n]
-            peak = max((s["rss"] for s in x["samples"]), default=None)
             L.append("| %s | %s | %s | %s |" % (
                 n, " | ".join(mib(x["phase_end"][k]["rss"]) if k in x["phase_end"] else "—" for k in keys),
-                mib(peak), checks_cell(x)))
+                mib(peak(x, "rss")), checks_cell(x)))
         L.append("")
         L.append("MiB. Checks: the preload took effect, the server exited 0 after checking every "
                  "block it freed, every phase completed; every allocator did the same work "
@@ -741,9 +754,9 @@ def charts(results, names, plan_, out):
                 continue
             x = r[n]
             lw = 2.2 if n == "rsbmalloc" else 1.3
-            peak = max((s["rss"] for s in x["samples"]), default=0)
-            ax.plot([s["t"] for s in x["samples"]], [s["rss"] / MiB for s in x["samples"]],
-                    color=COLORS[n], lw=lw, label="%s (peak %.0f MiB)" % (n, peak / MiB))
+            samples = trim_server(x["samples"], x["phases"])
+            ax.plot([s["t"] for s in samples], [s["rss"] / MiB for s in samples],
+                    color=COLORS[n], lw=lw, label="%s (peak %.0f MiB)" % (n, peak(x, "rss") / MiB))
             ax.plot([v["t"] for v in x["phase_end"].values()],
                     [v["rss"] / MiB for v in x["phase_end"].values()], "o", color=COLORS[n], ms=3.5)
         ax.set_ylabel("RSS (MiB)")
@@ -832,8 +845,13 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="do not run ninja")
     ap.add_argument("--no-install", action="store_true", help="(handled by scripts/soak)")
     ap.add_argument("--keep", action="store_true", help="keep the server directories")
+    ap.add_argument("--report", metavar="DIR",
+                    help="run nothing: redraw the charts and rewrite the summary (and with "
+                         "--readme the README block) from DIR/soak.json")
     args = ap.parse_args()
     args_global = args
+    if args.report:
+        return report_only(args)
     if args.minutes <= 0:
         die("--minutes must be positive")
     if args.ci and args.readme:
@@ -923,6 +941,13 @@ def main():
     meta["seconds"] = round(time.monotonic() - T0)
     if "server" in results and not same_counts(results["server"]):
         log("server: the allocators did not do the same work (operation counts differ)")
+    finish(meta, results, out, args.readme)
+
+
+def finish(meta, results, out, readme):
+    """Charts, summary, CSV and JSON; the README block; the exit status."""
+    names = [a["name"] for a in meta["allocators"]]
+    plan_ = meta["plan"]
     made = charts(results, names, plan_, out)
     md = summary_md(meta, results, names, plan_, made)
     (out / "summary.md").write_text(md)
@@ -931,7 +956,7 @@ def main():
         json.dump({"meta": meta, "results": results}, f, separators=(",", ":"))
     log("results: %s/{summary.md,soak.json,samples.csv,tps.csv%s}" % (
         out, "".join("," + v for v in made.values())))
-    if args.readme:
+    if readme:
         update_readme(md, meta)
 
     failed = [(part, n, k) for part, r in results.items() for n, x in r.items()
@@ -944,7 +969,17 @@ def main():
     if failed:
         print("soak: %d check(s) failed" % len(failed), file=sys.stderr)
         sys.exit(1)
-    print("soak: all checks passed (%s)" % ", ".join(parts))
+    print("soak: all checks passed (%s)" % ", ".join(results))
+
+
+def report_only(args):
+    """--report DIR: redraw the charts and rewrite the summary from DIR/soak.json."""
+    d = Path(args.report)
+    with open(d / "soak.json") as f:
+        data = json.load(f)
+    if args.readme and data["meta"].get("ci"):
+        die("--readme needs a full run, not --ci")
+    finish(data["meta"], data["results"], d, args.readme)
 
 
 if __name__ == "__main__":

@@ -287,18 +287,19 @@ static void load(double seconds, unsigned cycle, unsigned phase, unsigned *slice
     }
 }
 
-static void usage(const char *argv0) {
-    fprintf(stderr,
+static void usage(const char *argv0, int status) {
+    fprintf(status ? stderr : stdout,
             "usage: %s [--threads N] [--live-mib M] [--cycles C] [--grow S] [--shrink S]\n"
             "          [--idle S] [--keep PCT] [--slice-ms MS] [--ops N]\n",
             argv0);
-    exit(2);
+    exit(status);
 }
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (i + 1 >= argc) usage(argv[0]);
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(argv[0], 0);
+        if (i + 1 >= argc) usage(argv[0], 2);
         double v = strtod(argv[++i], NULL);
         if (!strcmp(a, "--threads")) cfg.threads = (unsigned)v;
         else if (!strcmp(a, "--live-mib")) cfg.live_mib = v;
@@ -309,11 +310,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--keep")) cfg.keep_pct = (unsigned)v;
         else if (!strcmp(a, "--slice-ms")) cfg.slice_ms = (unsigned)v;
         else if (!strcmp(a, "--ops")) cfg.ops = (unsigned)v;
-        else usage(argv[0]);
+        else usage(argv[0], 2);
     }
     if (cfg.threads < 1 || cfg.threads > 4096 || cfg.live_mib <= 0 || cfg.slice_ms < 1 ||
         cfg.keep_pct > 100)
-        usage(argv[0]);
+        usage(argv[0], 2);
 
     share = (size_t)(cfg.live_mib * 1048576.0 / cfg.threads);
     per_part = (size_t)(share / mean_size() * 2) + 64;
