@@ -28,8 +28,9 @@ GROUPS = [("pair/", "malloc+free pairs by size"), ("batch/", "N allocations, the
           ("larson/", "larson-style server (remote frees)"), ("churn/", "thread churn"),
           ("live16/", "memory"), ("fragmentation/", "memory")]
 # The callgrind patterns of bench/fastpath.c, in table order.
-CALLGRIND_PATTERNS = [("32", "malloc(32) + free"), ("mixed", "sizes 8..256 B in turn"),
-                      ("ring", "ring of 1,000 live blocks, random 8..256 B")]
+CALLGRIND_PATTERNS = [("32", "malloc(32) + free (`32`)"),
+                      ("mixed", "sizes 8..256 B in turn (`mixed`)"),
+                      ("ring", "ring of 1,000 live blocks, random 8..256 B (`ring`)")]
 # Sections of the workload shapes (the group of each shape is in the results'
 # shapes_spec, set by SHAPES in scripts/bench-run.py), in report order.
 SHAPE_GROUPS = [
@@ -417,9 +418,9 @@ class Report:
         allocs = [a for a in self.allocs if a in cg["32"]]
         L = ["", "#### Fast path: instructions per malloc+free pair (callgrind)", "",
              "Single thread, %d vs %d iterations to cancel start-up; the loop's own "
-             "instructions (%s per pair) are subtracted. Exact counts: these do not vary from "
+             "instructions per pair (%s) are subtracted. Exact counts: these do not vary from "
              "run to run." % (cg["iterations"], 2 * cg["iterations"], ", ".join(
-                 "%s for %s" % (cg[p].get("loop", {}).get("per_pair", "?"), label.split(",")[0])
+                 "%s for %s" % (cg[p].get("loop", {}).get("per_pair", "?"), p)
                  for p, label in CALLGRIND_PATTERNS if p in cg)), "",
              "| pattern | " + " | ".join(allocs) + " |", "|---|" + "---:|" * len(allocs)]
         for pat, label in CALLGRIND_PATTERNS:
