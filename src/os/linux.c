@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <elf.h>
+#include <linux/futex.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -239,6 +240,19 @@ uint64_t rsb_os_now_ms(void) {
 }
 
 void rsb_os_yield(void) { sched_yield(); }
+
+/* Private futexes: the words are in this process's memory. */
+void rsb_os_wait(uint32_t *word, uint32_t expected) {
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    errno = saved;
+}
+
+void rsb_os_wake(uint32_t *word) {
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+}
 
 void rsb_os_write_fd(int fd, const char *s, size_t n) {
     int saved = errno;

@@ -46,7 +46,11 @@ void rsb_os_init(void);
 unsigned rsb_os_ncpu(void);
 uint64_t rsb_os_random(void);          /* per-process entropy */
 uint64_t rsb_os_now_ms(void);          /* monotonic clock, coarse; 0 if none */
-void rsb_os_yield(void);               /* let the lock holder run */
+void rsb_os_yield(void);               /* let another thread run */
+/* Sleep while *word == expected (returns at once otherwise, and may return
+ * spuriously); wake one thread sleeping on word. */
+void rsb_os_wait(uint32_t *word, uint32_t expected);
+void rsb_os_wake(uint32_t *word);
 /* Messages: write n bytes to fd (2 = errors); a region keeps them for the
  * panic hook. */
 void rsb_os_write_fd(int fd, const char *s, size_t n);

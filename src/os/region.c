@@ -40,6 +40,8 @@ uint64_t rsb_os_now_ms(void) { return 0; }
 /* A heap is serialised by its own lock hook; the core's locks are no-ops
  * (spinlock.h), so nothing ever waits here. */
 void rsb_os_yield(void) {}
+void rsb_os_wait(uint32_t *word, uint32_t expected) { (void)word, (void)expected; }
+void rsb_os_wake(uint32_t *word) { (void)word; }
 const char *rsb_os_getenv(const char *name) {
     (void)name;
     return NULL;
