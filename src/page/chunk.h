@@ -58,15 +58,19 @@ typedef struct rsb_chunk {
 } __attribute__((aligned(RSB_FREESTANDING ? 16 : RSB_CACHELINE))) rsb_chunk;
 
 /* Header of a huge block, at a chunk-aligned address.  The block starts at
- * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and extends to the end
- * of the mapping (all of it usable).  magic and kind are at the same
- * offsets as in rsb_chunk, so a registered header is told apart by kind. */
+ * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and ends at (char *)h +
+ * end (all of it usable); offset < end <= map_size, both multiples of the
+ * OS page.  Pages in [end, map_size) are slack: mapped, not the program's,
+ * unmapped after the purge delay (src/page/huge.c).  magic and kind are at
+ * the same offsets as in rsb_chunk, so a registered header is told apart by
+ * kind. */
 typedef struct rsb_huge {
     uint64_t magic;
     uint32_t kind;               /* RSB_HDR_HUGE, or RSB_HDR_HUGE_SPARE while freed */
-    uint32_t freed_ms;           /* spare: when it was freed */
+    uint32_t freed_ms;           /* spare: when it was freed; live: since when it has slack */
     size_t map_size;
     size_t offset;
+    size_t end;
 } rsb_huge;
 _Static_assert(__builtin_offsetof(rsb_chunk, magic) == __builtin_offsetof(rsb_huge, magic) &&
                    __builtin_offsetof(rsb_chunk, kind) == __builtin_offsetof(rsb_huge, kind),

@@ -191,7 +191,7 @@ static void purge_over_cap(rsb_pages *pg) {
 }
 
 static bool pending(const rsb_pages *pg) {
-    return pg->dirty_head || pg->spare_huge_bytes || pg->nspare_runs;
+    return pg->dirty_head || pg->spare_huge_bytes || pg->nspare_runs || pg->nslack_huge;
 }
 
 /* Start the purge clock if it is not running: memory is waiting. */
