@@ -25,6 +25,17 @@ static void cur_leave(rsb_bin *bin) {
     if (bin->cur != &rsb_empty_span) bin->cur->flags &= (uint8_t)~RSB_SF_IN_BIN;
 }
 
+/* Slab n (off the lists, IN_BIN set) becomes the cursor; the old cursor
+ * goes to the partial list if it still has something, else leaves. */
+static void cur_replace(rsb_bin *bin, rsb_span *n) {
+    rsb_span *old = bin->cur;
+    if (old != &rsb_empty_span && !rsb_slab_exhausted(old))
+        rsb_span_list_push(&bin->partial, old);
+    else
+        cur_leave(bin);
+    bin->cur = n;
+}
+
 /* A slab just got a block back (pushed, used decremented).  Owner lock held.
  * A full slab returns to its bin; a slab other than the bin's cursor that
  * became empty leaves the bin, and true is returned: the caller gives it to
@@ -210,9 +221,22 @@ void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
 
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
     rsb_lock_acquire(&c->lock);
-    rsb_span *s = c->bins[cls].cur;
+    rsb_bin *bin = &c->bins[cls];
+    rsb_span *s = bin->cur;
     void *list = NULL;
     unsigned k = 0;
+    rsb_span *release = NULL;
+    if (!rsb_slab_has_free(s) && __atomic_load_n(&c->remote, __ATOMIC_RELAXED)) {
+        /* Blocks freed elsewhere come home before fresh memory is touched. */
+        release = adopt_emptied(bin, cls, drain_remote(a, c));
+        s = bin->cur;
+        if (!rsb_slab_has_free(s) && bin->partial && rsb_slab_has_free(bin->partial)) {
+            rsb_span *p = bin->partial;
+            partial_remove(bin, p);
+            cur_replace(bin, p);
+            s = p;
+        }
+    }
     while (k < n) {
         void **b = rsb_slab_pop(a->link_key, s);
         if (!b) { /* uncarved space: link the blocks straight into the batch */
@@ -226,6 +250,7 @@ void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigne
     }
     if (k == 0) { /* the bin needs its slow path: let it find one block */
         void **b = (void **)rsb_cache_alloc_slow(a, c, cls);
+        release_slabs(a, release);
         if (!b) return NULL;
         rsb_link_set(a->link_key, b, NULL);
         *got = 1;
@@ -234,18 +259,50 @@ void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigne
     c->nmalloc += k;
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
+    release_slabs(a, release);
     *got = k;
     return list;
 }
 
+/* Blocks on their way to other caches' remote stacks, chained by owner:
+ * direct-mapped slots, a collision sends the occupant (one CAS a chain). */
+#define RSB_SORT_SLOTS 8
+typedef struct rsb_chain {
+    void *head, *tail;
+    uint32_t owner1; /* 1 + owner index, 0 when empty */
+} rsb_chain;
+
+static void chain_send(rsb_allocator *a, rsb_chain *ch) {
+    if (!ch->owner1) return;
+    rsb_remote_free_chain(a, ch->owner1 - 1, ch->head, ch->tail);
+    ch->owner1 = 0;
+}
+
+static void chain_add(rsb_allocator *a, rsb_chain *slots, uint32_t owner, void **b) {
+    rsb_chain *ch = &slots[owner & (RSB_SORT_SLOTS - 1)];
+    if (ch->owner1 != owner + 1) {
+        chain_send(a, ch);
+        ch->owner1 = owner + 1;
+        ch->tail = b;
+        ch->head = NULL;
+    }
+    b[0] = ch->head; /* remote stacks use plain links */
+    ch->head = b;
+}
+
 void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls) {
     rsb_span *release = NULL;
+    rsb_chain slots[RSB_SORT_SLOTS];
+    for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) slots[i].owner1 = 0;
     rsb_lock_acquire(&c->lock);
     for (void **b = (void **)list; b;) {
         void **next = (void **)rsb_batch_link_get(a, b, cls);
         rsb_span *s = rsb_span_guess(rsb_pages_chunk_of(&a->pages, b), b);
-        RSB_ASSERT(s->kind == RSB_SPAN_SLAB && s->cls == cls && rsb_span_owner(s) == c->index);
-        if (slab_put(a, c, s, b)) {
+        RSB_ASSERT(s->kind == RSB_SPAN_SLAB && s->cls == cls);
+        uint32_t owner = rsb_span_owner(s);
+        if (owner != c->index) {
+            chain_add(a, slots, owner, b);
+        } else if (slab_put(a, c, s, b)) {
             rsb_span_set_next(s, release);
             release = s;
         }
@@ -253,6 +310,7 @@ void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cl
     }
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
+    for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) chain_send(a, &slots[i]);
     release_slabs(a, release);
 }
 

@@ -6,11 +6,12 @@
  * is src/thread_cache.h.)
  *
  * Ownership: a slab belongs to the cache that carved it (its owner).  A
- * block freed by a thread whose cache is the owner goes straight back on the
- * slab's free list under that cache's lock.  A block freed by any other
- * thread is pushed, lock-free, on the owner's `remote` stack; the owner
- * drains the stack in its slow path and at trim, so memory freed elsewhere
- * always comes home (producer/consumer programs stay bounded).
+ * block that comes back through a cache that is its owner goes straight on
+ * the slab's free list under that cache's lock.  Any other goes, lock-free,
+ * on the owner's `remote` stack; the owner drains the stack before it
+ * carves or takes new memory, and at trim, so memory freed elsewhere always
+ * comes home (producer/consumer programs stay bounded).  Thread caches in
+ * front hold blocks of any owner and sort them home when they flush.
  *
  * Locks: no system call is made, and the page lock is never taken, while a
  * cache lock is held; the only nesting is rsb_lock_all (every cache lock in
@@ -92,7 +93,9 @@ RSB_INLINE void *rsb_batch_link_get(const rsb_allocator *a, void **b, unsigned c
 /* Up to n blocks of class cls in one lock (at least one unless out of
  * memory), linked with rsb_link_set; *got is the count. */
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got);
-/* Give back a list of blocks of class cls owned by c, in one lock. */
+/* Give back a list of blocks of class cls (linked with rsb_link_set): those
+ * of c's slabs onto their slabs, in one lock; the others onto their owners'
+ * remote stacks, one chain (one CAS) per owner. */
 void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls);
 
 /* --- free -------------------------------------------------------------------- */

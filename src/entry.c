@@ -44,15 +44,10 @@ void *rsb_entry_calloc_slow(size_t total) {
     return rsb_track_alloc(p, total, 1);
 }
 
-/* A checked block that does not go on this thread's cache: another cache's
- * block (batched in the outbox), or the thread cache is off (t NULL: not set
- * up, thread exiting, junk filling).  rsb_free_begin has written the
- * double-free marker: junk filling keeps it. */
-void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b) {
-    if (t) {
-        rsb_outbox_put(a, t, rsb_span_owner(s), b);
-        return;
-    }
+/* A checked block while the thread cache is off (not set up, thread
+ * exiting, junk filling): straight to the shared caches.  rsb_free_begin has
+ * written the double-free marker: junk filling keeps it. */
+void rsb_entry_free_other(rsb_allocator *a, rsb_span *s, void **b) {
     if (unlikely(a->junk)) {
         void *mark = b[1];
         rsb_memset(b, RSB_JUNK_FREE, rsb_slab_block(s));

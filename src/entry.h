@@ -6,8 +6,7 @@
  *   malloc  size <= RSB_CLASS_LUT_MAX and the thread cache is on: one table
  *           load for the class, one pop;
  *   free    rsb_free_begin's checks (a live slab, a block start, not already
- *           free: alloc.h), then a push on the thread cache when the
- *           thread's shared cache owns the slab.
+ *           free: alloc.h), then a push on the thread cache.
  *
  * Everything else is out of line in entry.c: start-up, refills and
  * flushes, other sizes, frees of other caches' blocks, junk filling,
@@ -22,7 +21,7 @@
 #include "track.h"
 
 void *rsb_entry_malloc_slow(size_t size);
-void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b);
+void rsb_entry_free_other(rsb_allocator *a, rsb_span *s, void **b);
 
 /* The fast path alone: a block, or NULL when the slow path must run (the
  * caller then tail-calls it, so the fast path needs no stack frame). */
@@ -43,8 +42,8 @@ RSB_INLINE void rsb_entry_free_now(void *p) {
     rsb_span *s = rsb_free_begin(a, p); /* checks p; NULL: the slow path finished */
     if (unlikely(s == NULL)) return;
     rsb_thread_cache *t = rsb_tc;
-    if (unlikely(t == NULL || rsb_span_owner(s) + 1u != t->cache1)) {
-        rsb_entry_free_other(a, t, s, (void **)p);
+    if (unlikely(t == NULL)) {
+        rsb_entry_free_other(a, s, (void **)p);
         return;
     }
     rsb_tc_push(a, t, s->cls, (void **)p);

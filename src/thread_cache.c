@@ -124,19 +124,9 @@ void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], rest, cls);
 }
 
-void rsb_outbox_send(rsb_allocator *a, rsb_outbox *o) {
-    RSB_ASSERT(o->count > 0 && o->owner1 != 0);
-    rsb_remote_free_chain(a, o->owner1 - 1, o->head, o->tail);
-    o->head = o->tail = NULL;
-    o->count = 0;
-    o->owner1 = 0;
-}
-
 void rsb_tc_drain(rsb_allocator *a, rsb_thread_cache *t, bool turn_off) {
     if (!t) return;
     RSB_EXPENSIVE(rsb_tc_check(a, t));
-    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
-        if (t->out[i].count) rsb_outbox_send(a, &t->out[i]);
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++)
         if (t->head[c]) give_back(a, t, c);
     if (turn_off) {
@@ -154,17 +144,9 @@ void rsb_tc_check(const rsb_allocator *a, const rsb_thread_cache *t) {
             rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, b);
             RSB_CHECK(ch != NULL, "thread cache holds a foreign block");
             const rsb_span *s = rsb_span_of(ch, b);
-            RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c && rsb_span_owner(s) == t->cache1 - 1,
-                      "thread cache holds a block of the wrong slab");
+            RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c, "thread cache holds a block of the wrong slab");
             RSB_CHECK(++n <= rsb_tc_cap[c] + 1, "thread cache list longer than its cap");
         }
         RSB_CHECK(t->room[c] == rsb_tc_cap[c] - n && t->room[c] >= -1, "thread cache room mismatch");
-    }
-    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++) {
-        const rsb_outbox *o = &t->out[i];
-        uint32_t n = 0;
-        for (void **b = (void **)o->head; b; b = (void **)b[0]) n++;
-        RSB_CHECK(n == o->count && (n == 0) == (o->head == NULL) && (n == 0 || o->owner1 != 0),
-                  "outbox count mismatch");
     }
 }

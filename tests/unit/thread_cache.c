@@ -1,7 +1,7 @@
 /* Thread caches (the hot path): pops and pushes keep the room count, a
- * flush gives the older half back, a refill takes a batch, frees of other
- * caches' blocks wait in the outbox and reach the owner in chains, and a
- * drain leaves the thread holding nothing.  A private allocator and a
+ * flush gives the older half back, a refill takes a batch, blocks of other
+ * caches are reused by the freeing thread and sorted home when flushed, and
+ * a drain leaves the thread holding nothing.  A private allocator and a
  * private thread cache are driven directly; rsb_tc_check runs after every
  * step. */
 #include "thread_cache.h"
@@ -28,14 +28,17 @@ static void *tc_malloc(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     return p ? p : rsb_tc_refill(a, t, cls);
 }
 
-/* free as the entry point does: checks and marker, then a push or the outbox. */
+/* free as the entry point does: checks and marker, then a push. */
 static void tc_free(rsb_allocator *a, rsb_thread_cache *t, void *p) {
     rsb_span *s = rsb_free_begin(a, p);
     cr_assert_not_null(s);
-    if (rsb_span_owner(s) + 1 == t->cache1)
-        rsb_tc_push(a, t, s->cls, p);
-    else
-        rsb_outbox_put(a, t, rsb_span_owner(s), p);
+    rsb_tc_push(a, t, s->cls, p);
+}
+
+static unsigned remote_len(const rsb_cache *c) {
+    unsigned n = 0;
+    for (void *const *b = c->remote; b; b = b[0]) n++;
+    return n;
 }
 
 Test(thread_cache, refill_pop_push_flush_keep_the_room_count) {
@@ -91,30 +94,27 @@ Test(thread_cache, double_free_of_a_cached_block_is_caught) {
     unit_check(a);
 }
 
-Test(thread_cache, frees_of_other_caches_blocks_reach_the_owner_in_chains) {
+Test(thread_cache, other_caches_blocks_are_reused_then_sorted_home) {
     rsb_allocator *a = unit_allocator(4, -1);
     rsb_thread_cache *mine = new_tc(a, 0), *other = new_tc(a, 1);
-    unsigned cls = rsb_size_class(100);
-    enum { N = 3 * RSB_OUTBOX_BATCH + 5 };
+    unsigned cls = rsb_size_class(100), cap = rsb_tc_cap[cls];
+    enum { N = 200 };
     void *p[N];
     for (int i = 0; i < N; i++) p[i] = tc_malloc(a, other, cls); /* owned by cache 1 */
     rsb_tc_check(a, other);
-    unsigned sent = 0;
+    tc_free(a, mine, p[0]);
+    void *q = tc_malloc(a, mine, cls);
+    cr_assert_eq(q, p[0], "the freeing thread reuses a block of another cache");
     for (int i = 0; i < N; i++) {
         tc_free(a, mine, p[i]);
         rsb_tc_check(a, mine);
-        rsb_outbox *o = &mine->out[1 & (RSB_OUTBOX_SLOTS - 1)];
-        cr_assert_lt(o->count, RSB_OUTBOX_BATCH, "a full outbox is sent at once");
-        if (o->count == 0) sent++;
+        cr_assert_leq(list_len(mine, cls), cap);
     }
-    cr_assert_eq(sent, 3, "three full chains went to the owner");
-    unsigned on_stack = 0;
-    for (void **b = a->caches[1].remote; b; b = b[0]) on_stack++;
-    cr_assert_eq(on_stack, 3 * RSB_OUTBOX_BATCH);
+    unsigned home = remote_len(&a->caches[1]);
+    cr_assert_geq(home, N - cap - 1, "flushes sent the foreign blocks to their owner (%u)", home);
+    cr_assert_null(a->caches[0].remote, "nothing went to this thread's own cache");
     rsb_tc_drain(a, mine, false); /* sends the rest */
-    on_stack = 0;
-    for (void **b = a->caches[1].remote; b; b = b[0]) on_stack++;
-    cr_assert_eq(on_stack, N);
+    cr_assert_eq(remote_len(&a->caches[1]), N);
     rsb_tc_drain(a, other, false);
     rsb_core_trim(a); /* drains the remote stack */
     unit_check(a);
