@@ -103,6 +103,7 @@ void *rsb_core_realloc(rsb_allocator *a, void *p, size_t size) {
 }
 
 bool rsb_core_trim(rsb_allocator *a) {
+    rsb_caches_flush_xfer(a);
     rsb_caches_drain_all(a);
     rsb_caches_release_empty(a);
     rsb_lock_acquire(&a->pages.lock);

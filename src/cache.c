@@ -222,6 +222,13 @@ void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
     rsb_lock_acquire(&c->lock);
     rsb_bin *bin = &c->bins[cls];
+    if (bin->nxfer) { /* a whole batch a thread cache gave back */
+        unsigned i = --bin->nxfer;
+        *got = bin->xn[i];
+        void *list = bin->xfer[i];
+        rsb_lock_release(&c->lock);
+        return list;
+    }
     rsb_span *s = bin->cur;
     void *list = NULL;
     unsigned k = 0;
@@ -290,11 +297,11 @@ static void chain_add(rsb_allocator *a, rsb_chain *slots, uint32_t owner, void *
     ch->head = b;
 }
 
-void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls) {
-    rsb_span *release = NULL;
-    rsb_chain slots[RSB_SORT_SLOTS];
-    for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) slots[i].owner1 = 0;
-    rsb_lock_acquire(&c->lock);
+/* Sort a list of blocks home (cache lock held): c's onto their slabs,
+ * others into per-owner chains sent after the lock.  Emptied slabs are
+ * added to *release. */
+static void sort_home(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, rsb_chain *slots,
+                      rsb_span **release) {
     for (void **b = (void **)list; b;) {
         void **next = (void **)rsb_batch_link_get(a, b, cls);
         rsb_span *s = rsb_span_guess(rsb_pages_chunk_of(&a->pages, b), b);
@@ -303,15 +310,42 @@ void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cl
         if (owner != c->index) {
             chain_add(a, slots, owner, b);
         } else if (slab_put(a, c, s, b)) {
-            rsb_span_set_next(s, release);
-            release = s;
+            rsb_span_set_next(s, *release);
+            *release = s;
         }
         b = next;
     }
+}
+
+void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, unsigned n) {
+    rsb_bin *bin = &c->bins[cls];
+    rsb_lock_acquire(&c->lock);
+    if (bin->nxfer < RSB_XFER && n > 0 && n <= 255) { /* kept whole for the next refill */
+        bin->xfer[bin->nxfer] = list;
+        bin->xn[bin->nxfer++] = (uint8_t)n;
+        RSB_EXPENSIVE(rsb_cache_check(a, c));
+        rsb_lock_release(&c->lock);
+        return;
+    }
+    rsb_span *release = NULL;
+    rsb_chain slots[RSB_SORT_SLOTS];
+    for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) slots[i].owner1 = 0;
+    sort_home(a, c, list, cls, slots, &release);
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
     for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) chain_send(a, &slots[i]);
     release_slabs(a, release);
+}
+
+/* Every transfer slot of c sorted home (trim, stats): cache lock held. */
+static void xfer_empty(rsb_allocator *a, rsb_cache *c, rsb_chain *slots, rsb_span **release) {
+    for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
+        rsb_bin *bin = &c->bins[k];
+        while (bin->nxfer) {
+            bin->nxfer--;
+            sort_home(a, c, bin->xfer[bin->nxfer], k, slots, release);
+        }
+    }
 }
 
 /* --- whole-cache operations --------------------------------------------------------- */
@@ -325,6 +359,20 @@ void rsb_caches_drain_all(rsb_allocator *a) {
         RSB_EXPENSIVE(rsb_cache_check(a, c));
         rsb_lock_release(&c->lock);
         release_slabs(a, e);
+    }
+}
+
+void rsb_caches_flush_xfer(rsb_allocator *a) {
+    for (uint32_t i = 0; i < a->ncaches; i++) {
+        rsb_cache *c = &a->caches[i];
+        rsb_span *release = NULL;
+        rsb_chain slots[RSB_SORT_SLOTS];
+        for (unsigned j = 0; j < RSB_SORT_SLOTS; j++) slots[j].owner1 = 0;
+        rsb_lock_acquire(&c->lock);
+        xfer_empty(a, c, slots, &release);
+        rsb_lock_release(&c->lock);
+        for (unsigned j = 0; j < RSB_SORT_SLOTS; j++) chain_send(a, &slots[j]);
+        release_slabs(a, release);
     }
 }
 
@@ -370,6 +418,16 @@ void rsb_cache_check(rsb_allocator *a, rsb_cache *c) {
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
         RSB_CHECK(bin->cur != NULL, "bin cursor is NULL");
+        RSB_CHECK(bin->nxfer <= RSB_XFER, "transfer slot count");
+        for (uint32_t x = 0; x < bin->nxfer; x++) {
+            unsigned n = 0;
+            for (void **b = (void **)bin->xfer[x]; b; b = (void **)rsb_batch_link_get(a, b, k)) {
+                rsb_span *s = rsb_span_of(rsb_pages_chunk_of(&a->pages, b), b);
+                RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == k, "a transfer slot holds a foreign block");
+                RSB_CHECK(++n <= bin->xn[x], "a transfer chain is longer than its count");
+            }
+            RSB_CHECK(n == bin->xn[x] && n > 0, "a transfer chain is shorter than its count");
+        }
         const rsb_span *prev = NULL;
         for (rsb_span *s = bin->cur == &rsb_empty_span ? bin->partial : bin->cur; s;
              s = s == bin->cur ? bin->partial : rsb_span_next(s)) {

@@ -24,7 +24,15 @@
 #include "os/os.h"
 #include "slab.h"
 
+/* Transfer slots per bin: whole batches a thread cache flushed, handed to
+ * the next refill as they are (O(1) each way under the lock, instead of a
+ * slab push or pop per block). */
+#define RSB_XFER 4
+
 /* Bin invariants (owner cache lock held; rsb_cache_check):
+ *   - xfer[0 .. nxfer) are chains of xn[i] > 0 blocks of this class (of any
+ *     owner), linked with rsb_link_set; their blocks count as used in their
+ *     slabs, like blocks in a thread cache;
  *   - cur is never NULL: it is a slab of this class or &rsb_empty_span;
  *   - partial lists slabs of this class other than cur that have a free
  *     block or uncarved space; each has RSB_SF_IN_BIN set (so does cur);
@@ -34,6 +42,9 @@
 typedef struct rsb_bin {
     rsb_span *cur;
     rsb_span *partial;
+    void *xfer[RSB_XFER];
+    uint8_t xn[RSB_XFER];
+    uint32_t nxfer;
 } rsb_bin;
 
 /* One shared cache.  Everything but `remote` is protected by `lock`. */
@@ -91,12 +102,14 @@ RSB_INLINE void *rsb_batch_link_get(const rsb_allocator *a, void **b, unsigned c
 }
 
 /* Up to n blocks of class cls in one lock (at least one unless out of
- * memory), linked with rsb_link_set; *got is the count. */
+ * memory), linked with rsb_link_set; *got is the count.  A transfer slot's
+ * chain is taken whole. */
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got);
-/* Give back a list of blocks of class cls (linked with rsb_link_set): those
- * of c's slabs onto their slabs, in one lock; the others onto their owners'
- * remote stacks, one chain (one CAS) per owner. */
-void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls);
+/* Give back a list of n blocks of class cls (linked with rsb_link_set): into
+ * a free transfer slot whole (n > 0), else those of c's slabs onto their slabs, in
+ * one lock, and the others onto their owners' remote stacks, one chain (one
+ * CAS) per owner. */
+void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, unsigned n);
 
 /* --- free -------------------------------------------------------------------- */
 
@@ -134,6 +147,8 @@ RSB_INLINE void rsb_cache_free(rsb_allocator *a, rsb_cache *c, rsb_span *s, void
 
 /* --- whole-cache operations ------------------------------------------------------ */
 
+/* Sort every transfer slot's blocks home (trim). */
+void rsb_caches_flush_xfer(rsb_allocator *a);
 /* Drain every cache's remote frees (trim, stats). */
 void rsb_caches_drain_all(rsb_allocator *a);
 /* Give every empty slab back to the page allocator (trim). */

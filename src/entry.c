@@ -99,6 +99,7 @@ void rsb_entry_stats(rsb_stats_t *out) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     rsb_tc_drain(a, rsb_tc, false);
+    rsb_caches_flush_xfer(a); /* so that freed blocks show as free */
     rsb_stats_collect(a, out, NULL);
     rsb_track_leave();
 }
@@ -107,6 +108,7 @@ void rsb_entry_stats_print(int fd) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     rsb_tc_drain(a, rsb_tc, false);
+    rsb_caches_flush_xfer(a);
     rsb_stats_report(a, fd);
     rsb_track_leave();
 }

@@ -91,10 +91,12 @@ void *rsb_tc_start(rsb_allocator *a, unsigned cls) {
     return rsb_tc_refill(a, t, cls);
 }
 
+/* Blocks moved at once between a thread cache and its shared cache. */
+static unsigned batch_of(unsigned cls) { return rsb_tc_cap[cls] > 1 ? rsb_tc_cap[cls] / 2u : 1u; }
+
 void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     unsigned got;
-    unsigned want = (rsb_tc_cap[cls] + 1u) / 2;
-    void **b = rsb_cache_take_batch(a, &a->caches[t->cache1 - 1], cls, want ? want : 1, &got);
+    void **b = rsb_cache_take_batch(a, &a->caches[t->cache1 - 1], cls, batch_of(cls), &got);
     if (!b) return NULL;
     t->head[cls] = rsb_batch_link_get(a, b, cls);
     t->room[cls] = (int8_t)(rsb_tc_cap[cls] - (got - 1));
@@ -102,18 +104,24 @@ void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     return b;
 }
 
-/* Give the whole list of class cls back to the thread's shared cache. */
+/* Give the whole list of class cls back, sorted home (not into a transfer
+ * slot: this is a drain, for trim, statistics or the thread's exit). */
 static void give_back(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     void *list = t->head[cls];
     t->head[cls] = NULL;
     t->room[cls] = (int8_t)rsb_tc_cap[cls];
-    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], list, cls);
+    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], list, cls, 0);
 }
 
+/* The list went one over its cap: the oldest batch goes back, as a whole
+ * (a transfer slot takes it if one is free). */
 void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
-    unsigned keep = rsb_tc_cap[cls] / 2u;
-    if (keep == 0) { /* cap 0 or 1: give everything back */
-        give_back(a, t, cls);
+    unsigned give = batch_of(cls), keep = rsb_tc_cap[cls] + 1u - give;
+    if (keep == 0) { /* cap 0: the one block goes back */
+        void *list = t->head[cls];
+        t->head[cls] = NULL;
+        t->room[cls] = (int8_t)rsb_tc_cap[cls];
+        rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], list, cls, 1);
         return;
     }
     void **b = (void **)t->head[cls];
@@ -121,7 +129,7 @@ void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     void *rest = rsb_batch_link_get(a, b, cls);
     rsb_link_set(a->link_key, b, NULL);
     t->room[cls] = (int8_t)(rsb_tc_cap[cls] - keep);
-    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], rest, cls);
+    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], rest, cls, give);
 }
 
 void rsb_tc_drain(rsb_allocator *a, rsb_thread_cache *t, bool turn_off) {

@@ -76,6 +76,30 @@ Test(thread_cache, refill_pop_push_flush_keep_the_room_count) {
     cr_assert_eq(unit_slabs(&a->pages, cls), 0, "everything went back");
 }
 
+/* A flushed batch waits whole in a transfer slot and is the next refill's,
+ * under one lock each way. */
+Test(thread_cache, flushed_batches_come_back_whole) {
+    rsb_allocator *a = unit_allocator(2, -1);
+    rsb_thread_cache *t = new_tc(a, 0);
+    unsigned cls = rsb_size_class(64), cap = rsb_tc_cap[cls];
+    void *p[64];
+    cr_assert_leq(cap + 1, 64);
+    for (unsigned i = 0; i <= cap; i++) p[i] = tc_malloc(a, t, cls);
+    for (unsigned i = 0; i <= cap; i++) tc_free(a, t, p[i]); /* the last one flushes */
+    rsb_bin *bin = &a->caches[0].bins[cls];
+    cr_assert_eq(bin->nxfer, 1);
+    void *first = bin->xfer[0];
+    unsigned n = bin->xn[0];
+    unit_check(a);
+    while (list_len(t, cls)) tc_malloc(a, t, cls); /* empty the thread's list */
+    void *q = tc_malloc(a, t, cls);                /* a refill */
+    cr_assert_eq(q, first, "the refill took the flushed batch");
+    cr_assert_eq(bin->nxfer, 0);
+    cr_assert_eq(list_len(t, cls), n - 1);
+    rsb_tc_check(a, t);
+    unit_check(a);
+}
+
 Test(thread_cache, double_free_of_a_cached_block_is_caught) {
     rsb_allocator *a = unit_allocator(4, -1);
     rsb_thread_cache *t = new_tc(a, 0);
@@ -110,10 +134,18 @@ Test(thread_cache, other_caches_blocks_are_reused_then_sorted_home) {
         rsb_tc_check(a, mine);
         cr_assert_leq(list_len(mine, cls), cap);
     }
+    /* The first flushes filled this cache's transfer slots, the rest went
+     * to the owner. */
+    rsb_bin *bin = &a->caches[0].bins[cls];
+    unsigned held = 0;
+    for (uint32_t i = 0; i < bin->nxfer; i++) held += bin->xn[i];
+    cr_assert_eq(bin->nxfer, RSB_XFER);
     unsigned home = remote_len(&a->caches[1]);
-    cr_assert_geq(home, N - cap - 1, "flushes sent the foreign blocks to their owner (%u)", home);
+    cr_assert_geq(home, N - cap - 1 - held, "flushes sent the foreign blocks to their owner (%u)", home);
     cr_assert_null(a->caches[0].remote, "nothing went to this thread's own cache");
     rsb_tc_drain(a, mine, false); /* sends the rest */
+    rsb_caches_flush_xfer(a);     /* and the transfer slots' */
+    cr_assert_eq(bin->nxfer, 0);
     cr_assert_eq(remote_len(&a->caches[1]), N);
     rsb_tc_drain(a, other, false);
     rsb_core_trim(a); /* drains the remote stack */
