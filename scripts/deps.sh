@@ -20,23 +20,36 @@ rsb_need() {
 
 # What building the library needs.
 RSB_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config python3)
+# What scripts/test, scripts/test-arm64 and scripts/test-robust add.
+RSB_TEST_PKGS=(g++ libcriterion-dev libbenchmark-dev binutils file git sqlite3 python3 valgrind
+    gcc-arm-none-eabi qemu-system-arm)
+RSB_ARM64_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+RSB_ROBUST_PKGS=(libcriterion-dev valgrind clang-14 libclang-rt-14-dev libpython3.11-testsuite
+    redis-server redis-tools perl lua5.4 jq)
 
-# What meson's configure step sees: every installed package and its version,
-# the tool search path and the compiler variables.  A build dir configured
-# under another state (say by rsbmalloc-run before scripts/test installed
-# Criterion) has stale "not found" results and must be configured again.
+# What meson's configure step may see: which of those packages are
+# installed (and their versions), the tool search path, the compiler
+# variables and meson's version.  A build dir configured under another state
+# (say by rsbmalloc-run before scripts/test installed Criterion) has stale
+# "not found" results and must be configured anew.
 rsb_deps_stamp() {
     {
-        dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package} ${Version}\n' 2>/dev/null
+        local p
+        for p in $(printf '%s\n' "${RSB_BUILD_PKGS[@]}" "${RSB_TEST_PKGS[@]}" "${RSB_ARM64_PKGS[@]}" \
+            "${RSB_ROBUST_PKGS[@]}" | sort -u); do
+            echo "$p $(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$p" 2>/dev/null)"
+        done
         echo "PATH=$PATH CC=${CC-} CXX=${CXX-} PKG_CONFIG_PATH=${PKG_CONFIG_PATH-}"
         meson --version
     } | sha256sum | cut -d' ' -f1
 }
 
 # rsb_setup DIR SRC [MESON ARGS...]: configure DIR; if it was configured
-# before under other packages or tools (rsb_deps_stamp), clear meson's cache
-# of found and not-found results and configure it again (a few seconds; the
-# objects stay, ninja rebuilds only what the new configuration changes).
+# under other packages or tools (rsb_deps_stamp), configure it anew with
+# `meson setup --wipe` (same options, objects rebuilt): `--reconfigure`, even
+# after `meson configure --clearcache`, keeps meson 1.0's cached compiler
+# checks, so a has_header('valgrind/memcheck.h') that failed before valgrind
+# was installed would stay failed.
 rsb_setup() {
     local dir="$1" src="$2"
     shift 2
@@ -45,9 +58,8 @@ rsb_setup() {
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$src" "$@" >&2 || return 1
     elif [ "$(cat "$dir/rsb-deps.stamp" 2>/dev/null)" != "$stamp" ]; then
-        echo "rsbmalloc: packages or tools changed since $dir was configured: reconfiguring" >&2
-        meson configure --clearcache "$dir" >&2 || return 1
-        meson setup --reconfigure "$dir" "$src" "$@" >&2 || return 1
+        echo "rsbmalloc: packages or tools changed since $dir was configured: configuring it anew" >&2
+        meson setup --wipe "$dir" "$src" "$@" >&2 || return 1
     fi
     echo "$stamp" > "$dir/rsb-deps.stamp"
 }
