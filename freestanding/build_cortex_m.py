@@ -60,9 +60,11 @@ lib_flags = common + ["-DRSB_FREESTANDING=1", "-DRSB_PAGE_SHIFT=%d" % page_shift
                       "-Wmissing-prototypes", "-Wshadow", "-Wno-unused-function"]
 
 objs = []
-for src in ["page_alloc", "tcache", "spinlock", "heap", "os_region"]:
-    obj = os.path.join(work, src + ".o")
-    run([a.cc] + lib_flags + ["-c", os.path.join(root, "src", src + ".c"), "-o", obj])
+with open(os.path.join(root, "freestanding/heap-sources.txt")) as f:
+    sources = [line.strip() for line in f if line.strip()]
+for src in sources:
+    obj = os.path.join(work, os.path.basename(src)[:-2] + ".o")
+    run([a.cc] + lib_flags + ["-c", os.path.join(root, src), "-o", obj])
     objs.append(obj)
 if os.path.exists(a.lib):
     os.remove(a.lib)

@@ -78,7 +78,7 @@ typedef struct rsb_stats {
     size_t mapped;           /* address space mapped from the OS            */
     size_t resident_est;     /* mapped minus purged free pages (estimate)   */
     size_t in_use;           /* bytes in live blocks (usable sizes); blocks
-                                held in other threads' magazines (a few KiB
+                                held in other threads' caches (a few KiB
                                 each) and cross-thread frees not yet drained
                                 count as in use                             */
     size_t small_in_use;     /* ... of which in size-class slabs            */
@@ -92,7 +92,7 @@ typedef struct rsb_stats {
 } rsb_stats_t;
 
 /* Fill *out with a consistent snapshot (takes every lock briefly; first
- * returns the calling thread's magazine, so its own frees are reflected). */
+ * returns the calling thread's cache, so its own frees are reflected). */
 RSB_API void rsb_stats(rsb_stats_t *out);
 /* Write a human-readable report to file descriptor fd (no allocation). */
 RSB_API void rsb_stats_print(int fd);

@@ -27,6 +27,24 @@ GROUPS = [("pair/", "malloc+free pairs by size"), ("batch/", "N allocations, the
           ("prodcons/", "producer/consumer (all frees remote)"),
           ("larson/", "larson-style server (remote frees)"), ("churn/", "thread churn"),
           ("live16/", "memory"), ("fragmentation/", "memory")]
+# The callgrind patterns of bench/fastpath.c, in table order.
+CALLGRIND_PATTERNS = [("32", "malloc(32) + free (`32`)"),
+                      ("mixed", "sizes 8..256 B in turn (`mixed`)"),
+                      ("ring", "ring of 1,000 live blocks, random 8..256 B (`ring`)")]
+# Sections of the workload shapes (the group of each shape is in the results'
+# shapes_spec, set by SHAPES in scripts/bench-run.py), in report order.
+SHAPE_GROUPS = [
+    ("remote", "servers and remote frees (larson, xmalloc-test, mstress, rptest)"),
+    ("sharing", "false sharing (Hoard's cache-thrash, cache-scratch; 1 and 2 threads)"),
+    ("glibc", "glibc's malloc benchtests (bench-malloc-simple, -thread)"),
+    ("live", "a large random live set (alloc-test)"),
+    ("large", "large blocks, 2–32 MiB"),
+    ("leak", "a steady leak"),
+    ("symbolic", "symbolic programs (cfrac-like bignums, espresso-like cubes)"),
+    ("realloc", "realloc growth curves, 1 B → 4 MiB → 1 B"),
+    ("oversub", "oversubscription: T threads on the machine's cores"),
+    ("batch", "batches: 10,000 allocations, then 10,000 frees"),
+]
 
 
 def valid(xs):
@@ -90,14 +108,27 @@ class Report:
         self.allocs = [a["name"] for a in res["allocators"]]
         self.others = [a for a in self.allocs if a != "glibc"]
         self.prog_allocs = [a for a in self.allocs if a != "rsb-api"]
-        # Workload rows in suite order: micro-benchmarks, then programs.
+        # Workload rows in suite order: micro-benchmarks, shapes, programs.
         self.rows = []  # (label, kind, key)
         for key in res["micro"]:
             self.rows.append((key, "micro", key))
+        self.shape_spec = res.get("shapes_spec", {})
+        order = [g for g, _ in SHAPE_GROUPS]
+        for key in sorted(res.get("shapes", {}), key=lambda k: order.index(
+                self.shape_group(k)) if self.shape_group(k) in order else len(order)):
+            self.rows.append((key, "shape", key))
         for key in res["programs"]:
             self.rows.append(("prog: " + key, "prog", key))
 
+    def shape_group(self, key):
+        return self.shape_spec.get(key, {}).get("group", "")
+
     def series(self, kind, key, alloc, what):
+        if kind == "shape":
+            rec = self.res["shapes"].get(key, {}).get(alloc)
+            if rec is None:
+                return []
+            return rec["time_s"] if what == "time" else rec["max_rss"]
         if kind == "micro":
             rec = self.res["micro"].get(key, {}).get(alloc)
             if rec is None:
@@ -169,15 +200,18 @@ class Report:
         keys = [(label, k, key) for label, k, key in self.rows if k == kind]
         group = None
         for label, k, key in keys:
-            if kind == "micro":
-                g = next((title for pre, title in GROUPS if key.startswith(pre)), "")
+            if kind in ("micro", "shape"):
+                if kind == "micro":
+                    g = next((title for pre, title in GROUPS if key.startswith(pre)), "")
+                else:
+                    g = dict(SHAPE_GROUPS).get(self.shape_group(key), "")
                 if g != group:
                     group = g
                     lines.append("| *%s* | | %s |" % (g, " | ".join("" for _ in allocs)))
             base = self.series(k, key, "glibc", what)
             b = median(base)
             if what == "time":
-                absval = fmt_time(b * (1e9 if kind == "prog" else 1)) if b else "—"
+                absval = fmt_time(b * (1 if kind == "micro" else 1e9)) if b else "—"
             else:
                 absval = fmt_bytes(b)
             rs = {a: self.ratio(k, key, a, what) for a in allocs}
@@ -197,7 +231,8 @@ class Report:
         return lines
 
     def errors(self, kind, key, alloc):
-        src = self.res["micro"] if kind == "micro" else self.res["programs"]
+        src = {"micro": self.res["micro"], "shape": self.res.get("shapes", {})}.get(
+            kind, self.res["programs"])
         return (src.get(key, {}).get(alloc) or {}).get("errors") or []
 
     def behind(self, alloc="rsbmalloc", n=3):
@@ -219,16 +254,22 @@ class Report:
         """The report; charts are linked as prefix + file name."""
         L = self.header()
         micro = bool(self.res["micro"])
+        shapes = bool(self.res.get("shapes"))
         progs = bool(self.res["programs"])
         if "summary.png" in charts:
             L += ["", "![Time and peak RSS relative to glibc, geometric means by kind of "
                   "workload](%ssummary.png)" % prefix]
-        if micro or progs:
-            gt, gr = self.geomeans("time"), self.geomeans("rss")
-            L += ["", "Geometric mean over all workloads (time / peak RSS, ratio to glibc): " +
-                  ", ".join("%s %s / %s" % (a, "%.2f" % gt[a] if gt.get(a) else "—",
-                                            "%.2f" % gr[a] if gr.get(a) else "—")
-                            for a in self.allocs if a != "glibc") + "."]
+        def gm_line(title, kind=None):
+            gt, gr = self.geomeans("time", kind), self.geomeans("rss", kind)
+            allocs = [a for a in self.allocs if a != "glibc" and (kind is None or gt.get(a))]
+            return title + " (time / peak RSS, ratio to glibc): " + ", ".join(
+                "%s %s / %s" % (a, "%.2f" % gt[a] if gt.get(a) else "—",
+                                "%.2f" % gr[a] if gr.get(a) else "—") for a in allocs) + "."
+        if micro or progs or shapes:
+            L += ["", gm_line("Geometric mean over all workloads")]
+        if shapes:
+            L += ["", gm_line("Geometric mean over the %d workload shapes alone" %
+                              len(self.res["shapes"]), "shape")]
         b = self.behind()
         if b:
             L += ["", "Where rsbmalloc is furthest behind the best allocator (time):"]
@@ -244,6 +285,8 @@ class Report:
             L += self.ratio_table("rss", "micro", self.others)
             L += self.memory_tables()
             L += self.thread_table()
+        if shapes:
+            L += self.shape_section(charts, prefix)
         if progs:
             L += ["", "#### Whole programs under LD_PRELOAD (hyperfine)", ""]
             spec = self.res.get("programs_spec", {})
@@ -260,6 +303,57 @@ class Report:
             L += ["", "Charts: " + ", ".join("[%s](%s%s)" % (c, prefix, c) for c in others)]
         L.append("")
         return "\n".join(L)
+
+    def shape_section(self, charts, prefix):
+        c = self.res["config"]
+        scale = c.get("shape_scale")
+        allocs = [a for a in self.others if a != "rsb-api"]
+        L = ["", "#### Workload shapes: time relative to glibc", "",
+             "Standalone programs in `bench/shapes/` (described in bench/README.md), one "
+             "process per run under `LD_PRELOAD`; wall time of the process, %d repetitions%s." %
+             (c.get("shape_reps", c["reps"]),
+              "" if scale in (None, 1.0) else ", inputs scaled by %s" % scale), ""]
+        if "shapes.png" in charts:
+            L += ["![Workload shapes: time and peak RSS relative to glibc](%sshapes.png)" %
+                  prefix, ""]
+        L += self.ratio_table("time", "shape", allocs)
+        L += ["", "#### Workload shapes: peak RSS relative to glibc", "",
+              "The process's peak resident set (VmHWM, read by the program as it exits), "
+              "start-up included: the smallest shapes mostly show each allocator's fixed "
+              "footprint.",
+              ""]
+        L += self.ratio_table("rss", "shape", allocs)
+        L += self.oversub_table()
+        return L
+
+    def oversub_table(self):
+        keys = [k for k in self.res.get("shapes", {}) if k.startswith("oversub-")]
+        if not keys:
+            return []
+        keys.sort(key=lambda k: int(k.split("-")[1]))
+        L = ["", "#### Oversubscription: throughput (million replace steps per second)", "",
+             "A fixed total of steps split over T threads on %s cores; the last row is the "
+             "throughput at the most threads relative to that at 2 threads." %
+             self.res["machine"]["cores"], "",
+             "| threads | " + " | ".join(self.prog_allocs) + " |",
+             "|---:|" + "---:|" * len(self.prog_allocs)]
+        thr = {}
+        for k in keys:
+            cells = []
+            for a in self.prog_allocs:
+                rec = self.res["shapes"][k].get(a) or {}
+                ops = median(rec.get("counters", {}).get("ops", []))
+                t = median(rec.get("time_s", []))
+                v = ops / t / 1e6 if ops and t else None
+                thr[(k, a)] = v
+                cells.append("%.1f" % v if v else "—")
+            L.append("| %s | %s |" % (k.split("-")[1], " | ".join(cells)))
+        lo, hi = keys[0], keys[-1]
+        if lo != hi:
+            L.append("| %s vs %s | %s |" % (hi.split("-")[1], lo.split("-")[1], " | ".join(
+                "%.2f" % (thr[(hi, a)] / thr[(lo, a)]) if thr.get((hi, a)) and thr.get((lo, a))
+                else "—" for a in self.prog_allocs)))
+        return L
 
     def memory_tables(self):
         L = []
@@ -324,11 +418,12 @@ class Report:
         allocs = [a for a in self.allocs if a in cg["32"]]
         L = ["", "#### Fast path: instructions per malloc+free pair (callgrind)", "",
              "Single thread, %d vs %d iterations to cancel start-up; the loop's own "
-             "instructions (%s per pair) are subtracted. Exact counts: these do not vary from "
-             "run to run." % (cg["iterations"], 2 * cg["iterations"],
-                              cg["32"].get("loop", {}).get("per_pair", "?")), "",
+             "instructions per pair (%s) are subtracted. Exact counts: these do not vary from "
+             "run to run." % (cg["iterations"], 2 * cg["iterations"], ", ".join(
+                 "%s for %s" % (cg[p].get("loop", {}).get("per_pair", "?"), p)
+                 for p, label in CALLGRIND_PATTERNS if p in cg)), "",
              "| pattern | " + " | ".join(allocs) + " |", "|---|" + "---:|" * len(allocs)]
-        for pat, label in (("32", "malloc(32) + free"), ("mixed", "sizes 8..256 B in turn")):
+        for pat, label in CALLGRIND_PATTERNS:
             if pat not in cg:
                 continue
             row = cg[pat]
@@ -363,8 +458,16 @@ class Report:
             ("remote frees", lambda k, key: key.startswith(("prodcons/", "larson/"))),
             ("thread churn", lambda k, key: key.startswith("churn/")),
             ("memory workloads", lambda k, key: key.startswith(("live16/", "fragmentation/"))),
-            ("whole programs", lambda k, key: k == "prog"),
         ]
+        short = {"remote": "shapes: remote frees", "sharing": "shapes: false sharing",
+                 "glibc": "shapes: glibc benchtests", "live": "shapes: random live set",
+                 "large": "shapes: large blocks", "leak": "shapes: leak",
+                 "symbolic": "shapes: cfrac, espresso", "realloc": "shapes: realloc curves",
+                 "oversub": "shapes: oversubscription", "batch": "shapes: batches"}
+        for g, _ in SHAPE_GROUPS:
+            tests.append((short[g], lambda k, key, g=g: k == "shape"
+                          and self.shape_group(key) == g))
+        tests.append(("whole programs", lambda k, key: k == "prog"))
         out = []
         for title, test in tests:
             rows = [(k, key) for _, k, key in self.rows if test(k, key)]
@@ -449,7 +552,8 @@ class Report:
             cells = [{a: self.ratio(k, key, a, what) for a in allocs}
                      for _, k, key in self.rows]
             cells.append({a: gm_cell(gm.get(a)) for a in allocs})
-            groups = ["prog" if k == "prog" else key.split("/")[0] for _, k, key in self.rows]
+            groups = ["prog" if k == "prog" else "shape:" + self.shape_group(key)
+                      if k == "shape" else key.split("/")[0] for _, k, key in self.rows]
             groups.append("gm")
             fig, ax = plt.subplots(
                 figsize=(10, 1.8 + len(labels) * (0.1 + 0.075 * len(allocs))))
@@ -468,10 +572,42 @@ class Report:
             ratio_chart("rss", "rss.png", "Peak RSS relative to glibc, per workload "
                         "(lower is better)", "smaller", "larger")
 
+            # The workload shapes alone: time and peak RSS side by side.
+            srows = [(label, k, key) for label, k, key in self.rows if k == "shape"]
+            if srows:
+                allocs = [a for a in self.others if a != "rsb-api"]
+                fig, axes = plt.subplots(1, 2, figsize=(13, 1.8 + (len(srows) + 1) *
+                                                        (0.1 + 0.075 * len(allocs))),
+                                         sharey=True)
+                for ax, what, title, better, worse in (
+                        (axes[0], "time", "Time", "faster", "slower"),
+                        (axes[1], "rss", "Peak RSS", "smaller", "larger")):
+                    gm = self.geomeans(what, "shape")
+                    labels = [label for label, _, _ in srows] + ["geometric mean"]
+                    cells = [{a: self.ratio(k, key, a, what) for a in allocs}
+                             for _, k, key in srows]
+                    cells.append({a: gm_cell(gm.get(a)) for a in allocs})
+                    groups = [self.shape_group(key) for _, _, key in srows] + ["gm"]
+                    draw_ratios(ax, labels, cells, allocs, groups, gm,
+                                xlabel % (better, worse, self.res["config"].get(
+                                    "shape_reps", reps)))
+                    ax.set_title("%s relative to glibc (lower is better)" % title,
+                                 fontsize=10)
+                    ax.legend(loc="lower right", fontsize=7, framealpha=0.92)
+                fig.suptitle("Workload shapes (bench/shapes), one process per run under "
+                             "LD_PRELOAD · " + stamp, fontsize=10)
+                fig.tight_layout(rect=(0, 0, 1, 0.97))
+                fig.savefig(out / "shapes.png", dpi=110)
+                plt.close(fig)
+                written.append("shapes.png")
+
             # Summary: geometric means per kind of workload, time and RSS.
             cats = self.categories()
             if cats:
-                allocs = self.others
+                # (an allocator with no result in this run, e.g. rsb-api when
+                # only shapes ran, gets no legend entry)
+                allocs = [a for a in self.others if any(
+                    self.ratio(k, key, a, "time") for _, k, key in self.rows)]
                 fig, axes = plt.subplots(1, 2, figsize=(12, 1.6 + (len(cats) + 1) *
                                                         (0.12 + 0.07 * len(allocs))),
                                          sharey=True)
@@ -546,15 +682,17 @@ class Report:
             allocs = [a for a in self.allocs if a in cg["32"]]
             fig, ax = plt.subplots(figsize=(8, 3.8))
             pats = [(p, label) for p, label in (("32", "malloc(32)+free"),
-                                                 ("mixed", "sizes 8..256 B")) if p in cg]
+                                                 ("mixed", "sizes 8..256 B in turn"),
+                                                 ("ring", "ring of 1,000, 8..256 B"))
+                    if p in cg]
             w = 0.76 / len(pats)
             for j, (pat, label) in enumerate(pats):
                 vals = [cg[pat].get(a, {}).get("allocator") or 0 for a in allocs]
                 xs = [i + (j - (len(pats) - 1) / 2) * w for i in range(len(allocs))]
                 bars = ax.bar(xs, vals, width=w * 0.95,
                               color=[COLORS.get(a) for a in allocs],
-                              alpha=1.0 if j == 0 else 0.55, edgecolor="black", linewidth=0.4,
-                              label=label)
+                              alpha=(1.0, 0.6, 0.35)[min(j, 2)], edgecolor="black",
+                              linewidth=0.4, hatch=(None, None, "..")[min(j, 2)], label=label)
                 for b, v in zip(bars, vals):
                     ax.text(b.get_x() + b.get_width() / 2, v, "%.0f" % v, ha="center",
                             va="bottom", fontsize=7)
@@ -563,8 +701,9 @@ class Report:
             ax.set_ylabel("instructions per pair")
             ax.set_title("Fast path: instructions inside the allocator per malloc+free "
                          "(callgrind)\n%s · %s" % (
-                             "solid: malloc(32)+free, light: sizes 8..256 B in turn"
-                             if len(pats) > 1 else "malloc(32)+free", stamp), fontsize=9)
+                             ", ".join("%s: %s" % (("solid", "light", "dotted")[j], label)
+                                       for j, (_, label) in enumerate(pats))
+                             if len(pats) > 1 else pats[0][1], stamp), fontsize=9)
             ax.grid(axis="y", linestyle=":", linewidth=0.6)
             fig.tight_layout()
             fig.savefig(out / "fastpath.png", dpi=110)

@@ -16,6 +16,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,20 +44,60 @@ ALLOCATORS = [
 QUICK_FILTER = (r"^(pair/(16B|256B|4KiB|1MiB)|batch/(fifo|random)/10000|realloc/(grow|append)"
                 r"|threads/(1|2|64)$|prodcons/1x1|larson/8|churn/|live16/|fragmentation/)")
 
+# The workload shapes (bench/shapes/, documented in bench/README.md):
+# standalone programs on plain malloc/free/realloc, one process per run, timed
+# with wait4.  (row name, program, arguments, group); the groups are the
+# sections of the report (SHAPE_GROUPS in scripts/bench-report.py).
+SHAPES = [
+    ("larson-2", "larson", ["-t", "2"], "remote"),
+    ("larson-8", "larson", ["-t", "8"], "remote"),
+    ("xmalloc-test-2", "xmalloc-test", ["-t", "2"], "remote"),
+    ("xmalloc-test-8", "xmalloc-test", ["-t", "8"], "remote"),
+    ("mstress", "mstress", ["-t", "2"], "remote"),
+    ("rptest", "rptest", ["-t", "2"], "remote"),
+    ("cache-thrash-1", "cache-thrash", ["-t", "1"], "sharing"),
+    ("cache-thrash-2", "cache-thrash", ["-t", "2"], "sharing"),
+    ("cache-scratch-1", "cache-scratch", ["-t", "1"], "sharing"),
+    ("cache-scratch-2", "cache-scratch", ["-t", "2"], "sharing"),
+    ("glibc-simple", "glibc-simple", [], "glibc"),
+    ("glibc-thread", "glibc-thread", ["-t", "2"], "glibc"),
+    ("alloc-test-1", "alloc-test", ["-t", "1"], "live"),
+    ("alloc-test-2", "alloc-test", ["-t", "2"], "live"),
+    ("malloc-large", "malloc-large", [], "large"),
+    ("mleak", "mleak", [], "leak"),
+    ("cfrac", "cfrac", [], "symbolic"),
+    ("espresso", "espresso", [], "symbolic"),
+    ("realloc-curve", "realloc-curve", ["-m", "plain"], "realloc"),
+    ("realloc-curve-interleaved", "realloc-curve", ["-m", "interleaved"], "realloc"),
+    ("oversub-2", "oversub", ["-t", "2"], "oversub"),
+    ("oversub-16", "oversub", ["-t", "16"], "oversub"),
+    ("oversub-64", "oversub", ["-t", "64"], "oversub"),
+    ("oversub-256", "oversub", ["-t", "256"], "oversub"),
+    ("batch-10k-fifo", "batch", ["-m", "fifo"], "batch"),
+    ("batch-10k-random", "batch", ["-m", "random"], "batch"),
+]
+
+# The shapes that --quick keeps (a regex on row names).
+QUICK_SHAPES = (r"^(larson-2|xmalloc-test-2|cache-thrash-1|malloc-large|mleak|cfrac|espresso"
+                r"|realloc-curve|oversub-(2|256)|batch-10k-random)$")
+
 # Per mode: repetitions, Google Benchmark min time per workload, whole-program
-# sizes, callgrind iterations.
+# sizes, callgrind iterations, shape scale (-s; "smoke" = --smoke).
 MODES = {
     "full": {"reps": 5, "min_time": 0.3, "filter": None, "prog_warmup": True,
-             "callgrind_n": 200000, "allocators": None,
+             "callgrind_n": 200000, "callgrind_patterns": ("32", "mixed", "ring"),
+             "allocators": None, "shape_scale": 1.0, "shape_filter": None,
              "scale": {"python3": 40000, "sqlite3": 150000, "gcc": 100, "lua": 120000}},
     "quick": {"reps": 5, "min_time": 0.05, "filter": QUICK_FILTER, "prog_warmup": False,
-              "callgrind_n": 50000, "callgrind_patterns": ("32",),
+              "callgrind_n": 50000, "callgrind_patterns": ("32", "ring"),
               # fragmentation sleeps 1 s per run: 3 repetitions keep --quick short
               "rep_limits": [(r"^fragmentation/", 3)],
+              "shape_scale": 0.25, "shape_filter": QUICK_SHAPES, "shape_reps": 3,
               "allocators": ["glibc", "jemalloc", "mimalloc", "tcmalloc", "rsbmalloc"],
               "scale": {"python3": 8000, "sqlite3": 30000, "gcc": 16, "lua": 30000}},
     "smoke": {"reps": 1, "min_time": 0.001, "filter": None, "prog_warmup": False,
-              "callgrind_n": 1000, "callgrind_patterns": ("32",), "allocators": None,
+              "callgrind_n": 1000, "callgrind_patterns": ("32", "ring"), "allocators": None,
+              "shape_scale": "smoke", "shape_filter": None,
               "scale": {"python3": 200, "sqlite3": 200, "gcc": 2, "lua": 200}},
 }
 
@@ -149,6 +191,8 @@ def build(args):
             found[t["name"]] = t["filename"][0]
         elif t["name"] == "rsbmalloc" and t["type"] == "shared library":
             found["librsbmalloc"] = t["filename"][0]
+        elif t["name"].startswith("rsbshape-") and t["type"] == "executable":
+            found.setdefault("shapes", {})[t["name"][len("rsbshape-"):]] = t["filename"][0]
     for need in ("rsbbench", "rsbbench-system", "rsbbench-fastpath"):
         if need not in found or not Path(found[need]).exists():
             die("%s was not built: is Google Benchmark installed (libbenchmark-dev) and "
@@ -345,6 +389,9 @@ def run_micro(args, mode, allocs, found, env, results):
     if flt:
         names = [n for n in names if re.search(flt, display_name(n))]
     if not names:
+        if args.filter:  # it may select shapes only
+            log("micro: no micro-benchmark matches the filter")
+            return
         die("no workload matches the filter")
     # Each workload runs in a process of its own, so its peak RSS is its own
     # and no workload inherits another's heap.  The smoke mode runs them all
@@ -414,6 +461,117 @@ def fmt_ns(t):
 
 def fmt_s(t):
     return "FAIL" if t is None else "%.2fs" % t
+
+
+# ---- workload shapes ---------------------------------------------------------
+
+OK_LINE = re.compile(r"^(\S+): ok (.*)$", re.M)
+
+
+def run_measured(cmd, env, timeout):
+    """Run cmd to completion; returns (wall seconds, rusage, exit code as
+    from subprocess, stdout, stderr).  rusage comes from wait4: the CPU times
+    and page faults are this process's own (its ru_maxrss is not: see
+    run_shapes)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        killer = threading.Timer(timeout, p.kill)
+        killer.start()
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (wall, ru, p.returncode, out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"))
+
+
+def shape_specs(args, mode, found):
+    flt = mode.get("shape_filter")
+    specs = []
+    for name, prog, argv, group in SHAPES:
+        if flt and not re.search(flt, name):
+            continue
+        if args.filter and not re.search(args.filter, name):
+            continue
+        exe = found.get("shapes", {}).get(prog)
+        if not exe or not Path(exe).exists():
+            log("shapes: %s not built (rsbshape-%s); skipping it" % (name, prog))
+            continue
+        scale = mode["shape_scale"]
+        extra = ["--smoke"] if scale == "smoke" else ([] if scale == 1.0 else
+                                                      ["-s", "%g" % scale])
+        specs.append({"name": name, "group": group, "argv": [exe] + argv + extra,
+                      "command": " ".join(["rsbshape-" + prog] + argv + extra)})
+    return specs
+
+
+def run_shapes(args, mode, allocs, found, env, results):
+    allocs = [a for a in allocs if a["kind"] != "linked"]
+    specs = shape_specs(args, mode, found)
+    if not specs:
+        log("shapes: nothing to run")
+        return
+    results["shapes_spec"] = {s["name"]: {"command": s["command"], "group": s["group"]}
+                              for s in specs}
+    shapes = results["shapes"]
+    reps = mode.get("shape_reps", mode["reps"])
+    if args.reps:
+        reps = args.reps
+    results["config"]["shape_reps"] = reps
+    checked = set()
+    total = reps * len(specs)
+    done = 0
+    t_start = time.monotonic()
+    log("shapes: %d workloads x %d allocators x %d repetitions (one process each, "
+        "wait4)" % (len(specs), len(allocs), reps))
+    for rep in range(reps):
+        order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+        for s in specs:
+            line = []
+            for a in order:
+                rec = shapes.setdefault(s["name"], {}).setdefault(
+                    a["name"], {"time_s": [], "max_rss": [], "user_s": [], "sys_s": [],
+                                "minflt": [], "counters": {}, "errors": []})
+                try:
+                    wall, ru, code, out, err = run_measured(s["argv"], alloc_env(env, a),
+                                                            args.timeout)
+                except OSError as e:
+                    wall, ru, code, out, err = None, None, -1, "", str(e)
+                m = OK_LINE.search(out)
+                if code != 0 or not m:
+                    why = (err.strip().splitlines() or ["exit code %s" % code])[-1][:300]
+                    if code is not None and code < 0:
+                        why = "killed by signal %d: %s" % (-code, why)
+                    rec["errors"].append(why)
+                    for k in ("time_s", "max_rss", "user_s", "sys_s", "minflt"):
+                        rec[k].append(None)
+                    line.append("%s=FAIL" % a["name"])
+                    continue
+                fields = dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)
+                if a["name"] not in checked:
+                    check_provider(a, {"malloc_provider": fields.get("malloc", "")})
+                    checked.add(a["name"])
+                rec["time_s"].append(wall)
+                # The shape's own VmHWM: wait4's ru_maxrss would include the
+                # driver's RSS, which the kernel carries over at exec.
+                rss = int(fields.get("peak_rss_kib", "-1"))
+                rec["max_rss"].append(rss * 1024 if rss > 0 else None)
+                rec["user_s"].append(ru.ru_utime)
+                rec["sys_s"].append(ru.ru_stime)
+                rec["minflt"].append(ru.ru_minflt)
+                for k, v in fields.items():
+                    if re.fullmatch(r"\d+", v):
+                        rec["counters"].setdefault(k, []).append(int(v))
+                line.append("%s=%s" % (a["name"], fmt_s(wall)))
+            done += 1
+            eta = (time.monotonic() - t_start) / done * (total - done)
+            log("shapes %3d/%d rep %d/%d %-26s %s  (eta %ds)" %
+                (done, total, rep + 1, reps, s["name"], " ".join(line), eta))
 
 
 # ---- whole programs --------------------------------------------------------
@@ -603,9 +761,9 @@ def main():
     ap.add_argument("--reps", type=int, help="repetitions (default 5)")
     ap.add_argument("--allocators", help="comma-separated subset of: " +
                     ",".join(a["name"] for a in ALLOCATORS) + " (glibc is always included)")
-    ap.add_argument("--only", default="micro,programs,callgrind",
-                    help="comma-separated parts to run: micro, programs, callgrind")
-    ap.add_argument("--filter", help="regex on micro-benchmark names")
+    ap.add_argument("--only", default="micro,shapes,programs,callgrind",
+                    help="comma-separated parts to run: micro, shapes, programs, callgrind")
+    ap.add_argument("--filter", help="regex on micro-benchmark and shape names")
     ap.add_argument("--builddir", help="meson build directory (default: build)")
     ap.add_argument("--out", help="results directory (default: bench/results, "
                                   "bench/results/quick for --quick)")
@@ -655,11 +813,12 @@ def main():
         "config": {"reps": mode["reps"], "min_time_s": mode["min_time"],
                    "rep_limits": mode.get("rep_limits", []),
                    "filter": args.filter or mode["filter"], "builddir": str(builddir),
+                   "shape_scale": mode["shape_scale"], "shape_filter": mode.get("shape_filter"),
                    "build_options": found.get("build_options", {}),
                    "ignored_env": sorted(tuned)},
         "allocators": [{k: a.get(k) for k in ("name", "kind", "lib", "version", "package")}
                        for a in allocs],
-        "micro": {}, "programs": {}, "callgrind": {},
+        "micro": {}, "shapes": {}, "programs": {}, "callgrind": {},
     }
     log("bench %s: %s on %s (%s, %d cores); allocators: %s" % (
         args.mode, results["describe"], machine["host"], machine["cpu"], machine["cores"],
@@ -667,6 +826,8 @@ def main():
 
     if "micro" in parts:
         run_micro(args, mode, allocs, found, env, results)
+    if "shapes" in parts:
+        run_shapes(args, mode, allocs, found, env, results)
     if "programs" in parts:
         run_programs(args, mode, allocs, env, results, workdir)
     if "callgrind" in parts:
@@ -685,7 +846,7 @@ def main():
     if args.no_charts:
         report.append("--no-charts")
     if args.mode == "full" and not args.out and not args.filter and not args.allocators \
-            and (args.reps or 5) >= 5 and parts == {"micro", "programs", "callgrind"}:
+            and (args.reps or 5) >= 5 and parts == {"micro", "shapes", "programs", "callgrind"}:
         # Only a complete default run may replace the README's table.
         report += ["--readme", str(ROOT / "README.md")]
     r = run(report)

@@ -3,9 +3,13 @@
  *
  *   RSB_DEBUG        0: release — only the cheap, always-on checks (double
  *                       free marker, ownership of freed pointers).
- *                    1: internal asserts (RSB_ASSERT) on.
- *                    2: expensive invariant checks after operations
- *                       (rsb_*_check functions walk whole structures).
+ *                    1: internal asserts (RSB_ASSERT, src/debug.h) at every
+ *                       state change of the page allocator, slabs, caches
+ *                       and thread caches.
+ *                    2: also the whole-structure checks after operations
+ *                       (rsb_pages_check, rsb_cache_check, rsb_tc_check walk
+ *                       every chunk, bin and list; RSB_EXPENSIVE).  The unit
+ *                       tests are built at this level.
  *   RSB_PAGE_SHIFT   log2 of the allocator page: the unit of spans.  Hosted
  *                    default 16 (64 KiB): a multiple of every OS page size in
  *                    use (4K, 16K, 64K), so purging whole allocator pages
@@ -13,14 +17,20 @@
  *   RSB_CHUNK_SHIFT  log2 of a hosted chunk: an aligned mmap reservation
  *                    whose first page holds the page descriptors of the rest.
  *   RSB_FREESTANDING 1 for the no-libc region build (librsbmalloc_heap.a).
+ *                    It selects, in headers only, the compact descriptor
+ *                    (src/page/span_compact.h), the region lookup
+ *                    (src/page/registry.h) and no-op locks (src/spinlock.h);
+ *                    the build selects src/os/region.c and
+ *                    src/page/chunk_region.c.  No core .c file tests it.
  *   RSB_HARDEN       1: free-list links are encoded with a secret and
- *                       checked on every allocation (see tcache.h).  The
- *                       double-free marker and the ownership check of
- *                       freed pointers are always on.
- *   RSB_VALGRIND     1: tell memcheck about blocks via client requests.
+ *                       checked on every allocation (src/slab.h).  The
+ *                       double-free marker and the ownership check of freed
+ *                       pointers are always on.
+ *   RSB_VALGRIND     1: tell memcheck about blocks via client requests
+ *                    (src/track.h).
  *   RSB_FAULT_INJECTION 1: test builds may make the OS layer fail on demand.
- *   RSB_OVERRIDE     1 while compiling interpose/api.c for librsbmalloc:
- *                    export the libc names as aliases.
+ *   RSB_OVERRIDE     1 while compiling interpose/ for librsbmalloc: export
+ *                    the libc names as aliases.
  */
 #ifndef RSB_CONFIG_H
 #define RSB_CONFIG_H
@@ -63,10 +73,26 @@
 #define RSB_ALIGN 16
 
 /* Sizes above RSB_SMALL_MAX (size_classes.h) are page runs up to
- * RSB_MEDIUM_MAX; above that, huge blocks are mapped one by one. */
-#define RSB_MEDIUM_MAX ((size_t)2 << 20)
+ * RSB_RUN_MAX; above that, huge blocks are mapped one by one.  A region has
+ * no OS to map from: every size is a page run there. */
+#if RSB_FREESTANDING
+#define RSB_RUN_MAX ((size_t)-1)
+#else
+#define RSB_RUN_MAX ((size_t)2 << 20)
+#endif
 
-/* Caches: a power of two, at least 4 x CPUs, within these bounds. */
+/* Spare page runs: freed page runs kept whole for the next request of the
+ * same page count (src/page/pages.c).  None in a region: there is no purge
+ * clock to give them back, and a full heap needs every page. */
+#define RSB_SPARE_RUNS (RSB_FREESTANDING ? 0 : 4)
+/* Spare huge mappings (src/page/huge.c): at most this many, this many bytes
+ * in all (the most glibc keeps above its heap top by default: twice its
+ * largest mmap threshold), each at most this big. */
+#define RSB_SPARE_HUGE 8
+#define RSB_SPARE_HUGE_MAX_BYTES ((size_t)64 << 20)
+#define RSB_SPARE_HUGE_MAX_ONE ((size_t)32 << 20)
+
+/* Shared caches: a power of two, at least 4 x CPUs, within these bounds. */
 #define RSB_MIN_CACHES 8
 #define RSB_MAX_CACHES 256
 

@@ -4,7 +4,7 @@
  */
 #include "error.h"
 
-#include "os.h"
+#include "os/os.h"
 
 void rsb_buf_str(rsb_buf *b, const char *s) {
     while (*s && b->len < sizeof b->data) b->data[b->len++] = *s++;
@@ -44,7 +44,8 @@ void rsb_buf_flush(rsb_buf *b, int fd) {
 }
 
 void rsb_fatal_pointer(const char *what, const void *p) {
-    rsb_buf b = {.len = 0};
+    rsb_buf b;
+    b.len = 0; /* not "= {0}": that is a memset call, which a region build lacks */
     rsb_buf_str(&b, "rsbmalloc: ");
     rsb_buf_str(&b, what);
     rsb_buf_str(&b, " (pointer ");
@@ -55,7 +56,8 @@ void rsb_fatal_pointer(const char *what, const void *p) {
 }
 
 void rsb_fatal(const char *what) {
-    rsb_buf b = {.len = 0};
+    rsb_buf b;
+    b.len = 0; /* not "= {0}": that is a memset call, which a region build lacks */
     rsb_buf_str(&b, "rsbmalloc: ");
     rsb_buf_str(&b, what);
     rsb_buf_str(&b, "; aborting\n");
@@ -64,7 +66,8 @@ void rsb_fatal(const char *what) {
 }
 
 void rsb_assert_fail(const char *what, const char *file, int line) {
-    rsb_buf b = {.len = 0};
+    rsb_buf b;
+    b.len = 0; /* not "= {0}": that is a memset call, which a region build lacks */
     rsb_buf_str(&b, "rsbmalloc: internal check failed: ");
     rsb_buf_str(&b, what);
     rsb_buf_str(&b, " at ");

@@ -1,4 +1,5 @@
-/* Messages without malloc: a fixed buffer, a few formatters, one write. */
+/* Messages without malloc: a fixed buffer, a few formatters, one write
+ * through the OS layer (both builds: a region keeps it for the panic hook). */
 #ifndef RSB_ERROR_H
 #define RSB_ERROR_H
 

@@ -4,10 +4,10 @@
  *
  * Layout of a region (addresses grow to the right):
  *
- *   | pad | rsb_heap (arena + 1 cache) | rsb_chunk header | descriptors[n] | pad | n pages |
+ *   | pad | rsb_heap (allocator + 1 cache) | rsb_chunk header | descriptors[n] | pad | n pages |
  *         ^ 64-byte aligned                                                     ^ page aligned
  *
- * Each heap is an arena with a single cache; the core's locks compile to
+ * Each heap is an allocator with a single cache; the core's locks compile to
  * nothing (spinlock.h) and the whole heap is serialised by the caller's lock
  * hook, if any.
  *
@@ -15,31 +15,25 @@
  *   - pointer checks that report through a hook that may return, instead of
  *     the core's abort: every pointer is validated here before the core sees
  *     it (the inline free path repeats the core's three checks, then calls
- *     the core's rsb_free_to_cache);
+ *     the core's rsb_cache_free);
  *   - behaviour at exhaustion: the empty slab each class keeps in reserve is
  *     handed back, then a larger class or a page run serves the request, so
  *     that a full heap fails only when nothing fits;
  *   - byte accounting (in use, peak) for the statistics.
  *
  * Invariants (checked by rsb_heap_check):
- *   - h->in_use == sum over SLAB spans of used * block + bytes of LARGE spans;
+ *   - h->in_use == sum over SLAB spans of used * block + bytes of page runs;
  *   - every descriptor's head field names a page of the region (descriptors
  *     are zeroed at init), so a lookup never leaves the descriptor array.
  */
 #include "rsbmalloc_heap.h"
 
-#include "tcache.h"
+#include "alloc.h"
 
-#if !RSB_FREESTANDING
-#error "heap.c is built only into librsbmalloc_heap.a (RSB_FREESTANDING=1)"
-#endif
-
-_Static_assert(((size_t)RSB_MAX_SLAB_PAGES << RSB_PAGE_SHIFT) / 16 <= 65535,
-               "block counts fit the 16-bit descriptor fields");
-_Static_assert(RSB_NUM_CLASSES <= 255, "classes fit a byte");
+_Static_assert(RSB_FREESTANDING, "src/heap.c is built only into librsbmalloc_heap.a (RSB_FREESTANDING=1)");
 
 struct rsb_heap {
-    rsb_arena arena;             /* its lock field is unused (spinlock.h) */
+    rsb_allocator alloc;         /* its locks compile to nothing (spinlock.h) */
     rsb_cache cache;
     rsb_heap_lock_fn lock, unlock;
     void *lock_ctx;
@@ -113,16 +107,7 @@ int rsb_heap_use_spinlock(rsb_heap *h) {
 
 /* --- init ------------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 rsb_heap *rsb_heap_init(void *mem, size_t len) {
-    static uint32_t seq;
     uintptr_t lo = (uintptr_t)mem, hi, hp, meta, base;
     if (!mem || __builtin_add_overflow(lo, len, &hi)) return NULL;
     hp = (lo + RSB_CACHELINE - 1) & ~(uintptr_t)(RSB_CACHELINE - 1);
@@ -142,16 +127,14 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
     rsb_chunk *c = (rsb_chunk *)(h + 1);
     /* Zeroed descriptors: every head field names page 0 until written. */
     rsb_memset(h, 0, sizeof(rsb_heap) + sizeof(rsb_chunk) + n * sizeof(rsb_span));
-    rsb_arena *a = &h->arena;
-    rsb_pages_init(a);
-    a->purge_delay_ms = -1;
+    rsb_allocator *a = &h->alloc;
+    rsb_pages_init(&a->pages, -1); /* no OS to purge to */
     /* The double-free marker only has to be unlikely to appear in user data
-     * by accident; there is no entropy source here. */
-    uint64_t k = mix64((uint64_t)hp ^ ((uint64_t)len << 17) ^ ((uint64_t)++seq << 45));
-    a->key = k | 1;
-    a->link_key = mix64(k) | 1;
+     * by accident; there is no entropy source here (os/region.c). */
+    a->key = (rsb_os_random() ^ (uint64_t)hp ^ ((uint64_t)len << 17)) | 1;
+    a->link_key = rsb_os_random() | 1;
     rsb_caches_init(a, &h->cache, 1);
-    rsb_pages_add_region(a, c, (char *)base, (uint32_t)n);
+    rsb_pages_add_region(&a->pages, c, (char *)base, (uint32_t)n);
     a->ready = 1;
     a->fast = 1;
     h->region_len = len;
@@ -170,12 +153,12 @@ static inline size_t page_round(size_t size) {
     return (size + RSB_PAGE_SIZE - 1) & ~(size_t)(RSB_PAGE_SIZE - 1);
 }
 
-static size_t capacity(const rsb_heap *h) { return (size_t)h->arena.region->npages << RSB_PAGE_SHIFT; }
+static size_t capacity(const rsb_heap *h) { return (size_t)h->alloc.pages.region->npages << RSB_PAGE_SHIFT; }
 
 /* A run of pages (page aligned).  `trimmed`: the empty slabs were just
  * handed back, no use trying again. */
 static RSB_NOINLINE void *alloc_pages(rsb_heap *h, size_t size, bool trimmed) {
-    rsb_arena *a = &h->arena;
+    rsb_allocator *a = &h->alloc;
     bool zero;
     if (size > capacity(h)) goto fail;
     if (size == 0) size = 1; /* a page, not an empty run */
@@ -194,7 +177,7 @@ fail:
  * slabs other classes keep, then take a block of a larger class (whose size
  * is a multiple of align) that has one, then a page run.  O(classes). */
 static RSB_NOINLINE void *alloc_small_slow(rsb_heap *h, unsigned cls, size_t align) {
-    rsb_arena *a = &h->arena;
+    rsb_allocator *a = &h->alloc;
     rsb_core_trim(a);
     void *p = rsb_small_alloc(a, cls);
     if (p) return account(h, p, rsb_class_size[cls]);
@@ -213,7 +196,7 @@ static RSB_NOINLINE void *alloc_small_slow(rsb_heap *h, unsigned cls, size_t ali
 RSB_INLINE void *heap_alloc(rsb_heap *h, size_t size) {
     if (likely(size <= RSB_SMALL_MAX)) {
         unsigned cls = rsb_size_class(size);
-        void *p = rsb_small_alloc(&h->arena, cls);
+        void *p = rsb_small_alloc(&h->alloc, cls);
         if (likely(p != NULL)) return account(h, p, rsb_class_size[cls]);
         return alloc_small_slow(h, cls, RSB_ALIGN);
     }
@@ -230,7 +213,8 @@ void *rsb_heap_alloc(rsb_heap *h, size_t size) {
 /* Alignment above a page: take a run long enough to hold an aligned run,
  * give back the pages before and after it. */
 static void *alloc_pages_aligned(rsb_heap *h, size_t align, size_t size) {
-    rsb_arena *a = &h->arena;
+    rsb_allocator *a = &h->alloc;
+    rsb_pages *pg = &a->pages;
     size_t need = page_round(size ? size : 1);
     if (need < size || need > capacity(h) || align - RSB_PAGE_SIZE > capacity(h) - need) goto fail;
     uint32_t n = (uint32_t)(need >> RSB_PAGE_SHIFT);
@@ -242,15 +226,15 @@ static void *alloc_pages_aligned(rsb_heap *h, size_t align, size_t size) {
         p = rsb_big_alloc(a, need + (align - RSB_PAGE_SIZE), RSB_PAGE_SIZE, &zero);
     }
     if (!p) goto fail;
-    rsb_span *s = rsb_span_of(a->region, p);
+    rsb_span *s = rsb_span_of(pg->region, p);
     uint32_t front = (uint32_t)((((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1)) - (uintptr_t)p) >>
                      RSB_PAGE_SHIFT;
     if (front) {
-        rsb_span *t = rsb_pages_split(a, s, front);
-        rsb_pages_free(a, s);
+        rsb_span *t = rsb_pages_split(pg, s, front);
+        rsb_pages_free(pg, s);
         s = t;
     }
-    if (extra - front) rsb_pages_free(a, rsb_pages_split(a, s, n));
+    if (extra - front) rsb_pages_free(pg, rsb_pages_split(pg, s, n));
     return account(h, rsb_span_start(s), need);
 fail:
     h->failures++;
@@ -271,10 +255,9 @@ void *rsb_heap_alloc_aligned(rsb_heap *h, size_t align, size_t size) {
     if (want <= RSB_SMALL_MAX && align <= RSB_PAGE_SIZE) {
         /* Slabs start on a page boundary: every block of a class whose size
          * is a multiple of align is aligned. */
-        unsigned cls = rsb_size_class(want);
-        while (cls < RSB_NUM_CLASSES && (rsb_class_size[cls] & (align - 1))) cls++;
+        unsigned cls = rsb_size_class_aligned(want, align);
         if (cls < RSB_NUM_CLASSES) {
-            p = rsb_small_alloc(&h->arena, cls);
+            p = rsb_small_alloc(&h->alloc, cls);
             p = p ? account(h, p, rsb_class_size[cls]) : alloc_small_slow(h, cls, align);
             goto out;
         }
@@ -287,47 +270,45 @@ out:
 
 /* --- free ----------------------------------------------------------------------- */
 
-/* The span of the live block that starts at p, or NULL with *err set.  Lock
- * held.  Never reads outside the region's metadata and p's block. */
+/* The span of the live block that starts at p, or NULL with *err set: the
+ * core's classification, plus the check that the block was ever carved.
+ * Lock held.  Never reads outside the region's metadata and p's block. */
 static rsb_span *live_block(rsb_heap *h, const void *p, int *err) {
-    rsb_chunk *c = h->arena.region;
-    uintptr_t off = (uintptr_t)p - (uintptr_t)c->base;
-    if (off >= ((uintptr_t)c->npages << RSB_PAGE_SHIFT)) {
-        *err = RSB_HEAP_FOREIGN_POINTER;
+    rsb_ptr_info info;
+    switch (rsb_classify(&h->alloc, p, &info)) {
+    case RSB_PTR_SMALL: {
+        rsb_span *s = info.span;
+        uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
+        if (rsb_class_index(s->cls, off) < s->u.s.bump) return s;
+        *err = RSB_HEAP_INVALID_POINTER; /* never handed out */
         return NULL;
     }
-    rsb_span *s = rsb_span_of(c, p);
-    if (s && s->kind == RSB_SPAN_SLAB) {
-        uintptr_t so = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
-        uintptr_t q = (uintptr_t)((so * rsb_class_magic[s->cls]) >> 48);
-        if (q * rsb_slab_block(s) != so || q >= s->u.s.bump) {
-            *err = RSB_HEAP_INVALID_POINTER;
-            return NULL;
-        }
-        if ((uintptr_t)((void *const *)p)[1] == (uintptr_t)(h->arena.key ^ (uintptr_t)p)) {
-            *err = RSB_HEAP_DOUBLE_FREE;
-            return NULL;
-        }
-        return s;
+    case RSB_PTR_RUN:
+        return info.span;
+    case RSB_PTR_FREED:
+        *err = RSB_HEAP_DOUBLE_FREE;
+        return NULL;
+    case RSB_PTR_FOREIGN:
+        *err = RSB_HEAP_FOREIGN_POINTER;
+        return NULL;
+    default: /* a page start in free pages: most likely a page run freed before */
+        *err = (!info.span || info.span->kind == RSB_SPAN_FREE) && ((uintptr_t)p & (RSB_PAGE_SIZE - 1)) == 0 ? RSB_HEAP_DOUBLE_FREE
+                   : RSB_HEAP_INVALID_POINTER;
+        return NULL;
     }
-    if (s && s->kind == RSB_SPAN_LARGE && (const char *)p == rsb_span_start(s)) return s;
-    /* A page start in free pages: most likely a page run freed before. */
-    *err = (!s || s->kind == RSB_SPAN_FREE) && (off & (RSB_PAGE_SIZE - 1)) == 0 ? RSB_HEAP_DOUBLE_FREE
-                                                                               : RSB_HEAP_INVALID_POINTER;
-    return NULL;
 }
 
 /* Free live block p of span s.  Lock held. */
 static void free_block(rsb_heap *h, rsb_span *s, void *p) {
-    rsb_arena *a = &h->arena;
+    rsb_allocator *a = &h->alloc;
     h->frees++;
     if (s->kind == RSB_SPAN_SLAB) {
-        ((void **)p)[1] = (void *)(uintptr_t)(a->key ^ (uintptr_t)p);
+        ((void **)p)[1] = (void *)rsb_free_mark(a, p);
         h->in_use -= rsb_slab_block(s);
-        rsb_free_to_cache(a, &h->cache, s, (void **)p);
+        rsb_cache_free(a, &h->cache, s, (void **)p);
     } else {
         h->in_use -= (size_t)s->npages << RSB_PAGE_SHIFT;
-        rsb_pages_free(a, s);
+        rsb_pages_free(&a->pages, s);
     }
 }
 
@@ -344,22 +325,23 @@ void rsb_heap_free(rsb_heap *h, void *p) {
     heap_lock(h);
     /* The inline path: a slab block (rsb_free_begin's checks, plus the
      * block must have been carved). */
-    rsb_arena *a = &h->arena;
-    rsb_chunk *c = a->region;
+    rsb_allocator *a = &h->alloc;
+    rsb_chunk *c = a->pages.region;
     uintptr_t off = (uintptr_t)p - (uintptr_t)c->base;
     if (likely(off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT))) {
-        uint32_t head = c->pages[off >> RSB_PAGE_SHIFT].head;
-        rsb_span *s = &c->pages[head];
+        rsb_span *pages = rsb_chunk_pages(c);
+        uint32_t head = pages[off >> RSB_PAGE_SHIFT].head;
+        rsb_span *s = &pages[head];
         uintptr_t so = off - ((uintptr_t)head << RSB_PAGE_SHIFT);
-        uintptr_t mark = (uintptr_t)(a->key ^ (uintptr_t)p);
+        uintptr_t mark = rsb_free_mark(a, p);
         if (likely(s->kind == RSB_SPAN_SLAB && so < ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
-            uintptr_t q = (uintptr_t)((so * rsb_class_magic[s->cls]) >> 48);
+            uintptr_t q = rsb_class_index(s->cls, so);
             if (likely(q * rsb_slab_block(s) == so && q < s->u.s.bump &&
                        (uintptr_t)((void **)p)[1] != mark)) {
                 ((void **)p)[1] = (void *)mark;
                 h->in_use -= rsb_slab_block(s);
                 h->frees++;
-                rsb_free_to_cache(a, &h->cache, s, (void **)p);
+                rsb_cache_free(a, &h->cache, s, (void **)p);
                 heap_unlock(h);
                 return;
             }
@@ -395,7 +377,7 @@ void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size) {
         if (size <= old && size > RSB_SMALL_MAX) { /* shrink in place: free the tail pages */
             uint32_t n = (uint32_t)(page_round(size) >> RSB_PAGE_SHIFT);
             if (n < had) {
-                rsb_pages_free(&h->arena, rsb_pages_split(&h->arena, s, n));
+                rsb_pages_free(&h->alloc.pages, rsb_pages_split(&h->alloc.pages, s, n));
                 h->in_use -= (size_t)(had - n) << RSB_PAGE_SHIFT;
             }
             goto out;
@@ -403,7 +385,7 @@ void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size) {
         if (size <= old && size > old / 2) goto out;
         if (size > old && size <= capacity(h)) {
             uint32_t n = (uint32_t)(page_round(size) >> RSB_PAGE_SHIFT);
-            if (rsb_pages_grow(&h->arena, s, n)) {
+            if (rsb_pages_grow(&h->alloc.pages, s, n)) {
                 account(h, p, (size_t)(n - had) << RSB_PAGE_SHIFT);
                 h->allocs--; /* not a new block */
                 goto out;
@@ -437,11 +419,11 @@ size_t rsb_heap_usable_size(rsb_heap *h, const void *p) {
 
 void rsb_heap_stats(rsb_heap *h, rsb_heap_stats_t *out) {
     heap_lock(h);
-    rsb_arena *a = &h->arena;
+    rsb_allocator *a = &h->alloc;
     rsb_core_trim(a);
     size_t largest = 0, free_bytes = 0;
-    for (unsigned b = 0; b < RSB_FREE_BINS; b++)
-        for (rsb_span *s = a->free_bins[b]; s; s = rsb_span_next(s)) {
+    for (unsigned b = 0; b < RSB_BUCKETS; b++)
+        for (rsb_span *s = a->pages.buckets[b]; s; s = rsb_span_next(s)) {
             size_t bytes = (size_t)s->npages << RSB_PAGE_SHIFT;
             free_bytes += bytes;
             if (bytes > largest) largest = bytes;
@@ -463,17 +445,19 @@ void rsb_heap_stats(rsb_heap *h, rsb_heap_stats_t *out) {
 
 int rsb_heap_check(rsb_heap *h) {
     heap_lock(h);
-    rsb_arena *a = &h->arena;
-    rsb_pages_check(a);
+    rsb_allocator *a = &h->alloc;
+    rsb_pages_check(&a->pages);
     rsb_cache_check(a, &h->cache);
-    rsb_chunk *c = a->region;
+    rsb_chunk *c = a->pages.region;
+    const rsb_span *pages = rsb_chunk_pages(c);
     size_t used = 0;
-    for (uint32_t i = 0; i < c->npages; i += c->pages[i].npages) {
-        const rsb_span *s = &c->pages[i];
+    for (uint32_t i = 0; i < c->npages; i += pages[i].npages) {
+        const rsb_span *s = &pages[i];
+        RSB_CHECK(s->npages != 0, "span chain broken");
         if (s->kind == RSB_SPAN_SLAB) used += (size_t)s->u.s.used * rsb_slab_block(s);
-        if (s->kind == RSB_SPAN_LARGE) used += (size_t)s->npages << RSB_PAGE_SHIFT;
+        if (s->kind == RSB_SPAN_RUN) used += (size_t)s->npages << RSB_PAGE_SHIFT;
     }
-    if (used != h->in_use) rsb_assert_fail("in_use does not match the spans", __FILE__, __LINE__);
+    RSB_CHECK(used == h->in_use, "in_use does not match the spans");
     heap_unlock(h);
     return 0;
 }

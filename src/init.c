@@ -1,40 +1,34 @@
 /*
- * One-time initialisation, fork handling and the exit report.
+ * The process-wide allocator (hosted): one-time initialisation, fork
+ * handling, thread exit and the exit report.
  *
  * Start-up must not recurse: nothing called before `ready` is set may
- * allocate (no dlsym, no stdio, no pthread_key_create).  The page size comes
- * from the auxiliary vector, the CPU count from a raw syscall, entropy from
- * AT_RANDOM, options from `environ`.  pthread_atfork (which may allocate) is
- * registered from the library constructor, after the allocator is ready.
+ * allocate (no dlsym, no stdio, no pthread_atfork).  The page size comes from
+ * the auxiliary vector, the CPU count from a raw syscall, entropy from
+ * AT_RANDOM, options from `environ`.  The fork handlers (which may allocate)
+ * are registered from the library constructor, after the allocator is ready.
  */
 #include "init.h"
 
-#include <pthread.h>
-
-#include "magazine.h"
+#include "cache.h"
 #include "options.h"
-#include "os.h"
+#include "os/os.h"
+#include "page/huge.h"
 #include "stats.h"
+#include "thread_cache.h"
 
-rsb_arena rsb_global;
-static int init_state; /* 0 not started, 1 running, 2 done */
+rsb_allocator rsb_global;
+static int init_state;        /* 0 not started, 1 running, 2 done */
 static uintptr_t init_thread; /* the thread running it (state 1) */
-static bool options_loaded; /* false if init ran before libc set environ */
-static pthread_key_t thread_key;
-static bool thread_key_ok;
+static bool options_loaded;   /* false if init ran before libc set environ */
 
-/* Thread exit: give the magazine back; frees that come later from this
+/* Thread exit: give the thread cache back; frees that come later from this
  * thread (glibc frees after the destructors) go straight to the caches. */
-static void thread_exit(void *m) { rsb_mag_drain(&rsb_global, (rsb_mag *)m, true); }
-
-bool rsb_thread_register(rsb_mag *m) {
-    return thread_key_ok && pthread_setspecific(thread_key, m) == 0;
-}
+static void thread_exit(void *t) { rsb_tc_drain(&rsb_global, (rsb_thread_cache *)t, true); }
 
 void rsb_init(void) {
     int expected = 0;
-    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE)) {
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         /* Waiting for ourselves would hang: a function start-up calls was
          * replaced by one that allocates (the OS layer makes system calls
          * directly to avoid exactly that). */
@@ -44,10 +38,11 @@ void rsb_init(void) {
         return;
     }
     __atomic_store_n(&init_thread, rsb_os_thread_id(), __ATOMIC_RELAXED);
-    rsb_arena *a = &rsb_global;
+    rsb_allocator *a = &rsb_global;
     rsb_os_init();
     options_loaded = rsb_options_load();
-    rsb_pages_init(a);
+    rsb_pages_init(&a->pages, rsb_opt.purge_delay_ms);
+    rsb_huge_init(&a->pages);
     uint32_t n = rsb_opt.caches;
     if (n == 0) {
         n = (uint32_t)rsb_next_pow2(4 * (size_t)rsb_os_ncpu());
@@ -58,26 +53,14 @@ void rsb_init(void) {
     rsb_cache *caches = rsb_os_map(rsb_align_up(n * sizeof(rsb_cache), rsb_os_page), rsb_os_page, 0);
     if (!caches) rsb_fatal("cannot map its own metadata at start-up");
     rsb_caches_init(a, caches, n);
-    rsb_mag_init();
-    /* glibc's pthread_key_create takes a slot in a static table: no malloc. */
-    thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+    rsb_tc_init();
+    rsb_os_thread_exit_init(thread_exit);
     a->key = rsb_os_random();
     a->link_key = rsb_os_random() * 0xd6e8feb86659fd93ull;
-    a->purge_delay_ms = rsb_opt.purge_delay_ms;
     __atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
     a->junk = rsb_opt.junk;
     __atomic_store_n(&a->fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
-}
-
-void rsb_lock_all(rsb_arena *a) {
-    for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_acquire(&a->caches[i].lock);
-    rsb_lock_acquire(&a->lock);
-}
-
-void rsb_unlock_all(rsb_arena *a) {
-    rsb_lock_release(&a->lock);
-    for (uint32_t i = a->ncaches; i-- > 0;) rsb_lock_release(&a->caches[i].lock);
 }
 
 /* fork(): take every lock so that no other thread holds one at the moment
@@ -86,8 +69,8 @@ void rsb_unlock_all(rsb_arena *a) {
 static void atfork_prepare(void) { rsb_lock_all(&rsb_global); }
 static void atfork_parent(void) { rsb_unlock_all(&rsb_global); }
 static void atfork_child(void) {
-    rsb_arena *a = &rsb_global;
-    rsb_lock_reset(&a->lock);
+    rsb_allocator *a = &rsb_global;
+    rsb_lock_reset(&a->pages.lock);
     for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_reset(&a->caches[i].lock);
 }
 
@@ -96,10 +79,10 @@ static void verbose_report(void) {
     rsb_buf_str(&b, "rsbmalloc: ready: ");
     rsb_buf_dec(&b, rsb_global.ncaches);
     rsb_buf_str(&b, " caches, purge delay ");
-    if (rsb_global.purge_delay_ms < 0)
+    if (rsb_global.pages.purge_delay_ms < 0)
         rsb_buf_str(&b, "never");
     else {
-        rsb_buf_dec(&b, (uint64_t)rsb_global.purge_delay_ms);
+        rsb_buf_dec(&b, (uint64_t)rsb_global.pages.purge_delay_ms);
         rsb_buf_str(&b, " ms");
     }
     rsb_buf_str(&b, ", OS page ");
@@ -118,13 +101,13 @@ __attribute__((constructor)) static void rsb_constructor(void) {
      * options now; all but the cache count can still take effect. */
     if (!options_loaded && rsb_options_load()) {
         options_loaded = true;
-        rsb_lock_acquire(&rsb_global.lock);
-        rsb_global.purge_delay_ms = rsb_opt.purge_delay_ms;
+        rsb_lock_acquire(&rsb_global.pages.lock);
+        rsb_global.pages.purge_delay_ms = rsb_opt.purge_delay_ms;
         rsb_global.junk = rsb_opt.junk;
-        rsb_lock_release(&rsb_global.lock);
+        rsb_lock_release(&rsb_global.pages.lock);
         __atomic_store_n(&rsb_global.fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     }
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    rsb_os_atfork(atfork_prepare, atfork_parent, atfork_child);
     if (rsb_opt.verbose) verbose_report();
 }
 

@@ -6,7 +6,7 @@
 #include "options.h"
 
 #include "error.h"
-#include "os.h"
+#include "os/os.h"
 
 extern char **environ;
 
@@ -23,16 +23,6 @@ static bool prefix_eq(const char *s, const char *name, const char **value) {
     if (*name || *s != '=') return false;
     *value = s + 1;
     return true;
-}
-
-const char *rsb_os_getenv(const char *name) {
-    char **env = environ;
-    if (!env) return NULL;
-    for (; *env; env++) {
-        const char *v;
-        if (prefix_eq(*env, name, &v)) return v;
-    }
-    return NULL;
 }
 
 static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }

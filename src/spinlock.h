@@ -1,12 +1,14 @@
 /*
- * Test-and-test-and-set spinlock.
+ * The allocator's lock: a spinlock on the fast side, a futex when it waits.
  *
- * Uncontended: one atomic exchange to lock, one release store to unlock.
- * Contended: spin reading the word (no cache-line ping-pong) with a CPU pause,
- * a bounded number of times, then sched_yield() between attempts: with 64
- * threads on 2 cores the holder may be descheduled, and spinning on would
- * only burn the waiter's time slice (and under valgrind, which runs one
- * thread at a time, it would never end).
+ * Uncontended: one compare-and-swap to lock, one exchange to unlock.
+ * Contended: spin reading the word (no cache-line ping-pong) with a CPU
+ * pause, a bounded number of times (the holder of a cache lock keeps it for
+ * a few hundred instructions), then mark the lock "with sleepers" and sleep
+ * in the kernel until the holder's unlock wakes one waiter.  With many more
+ * threads than cores a preempted holder then costs the waiters nothing: they
+ * sleep instead of taking turns at sched_yield (and valgrind, which runs
+ * one thread at a time, lets the holder run).
  *
  * Single-threaded processes (glibc's __libc_single_threaded, hosted) take
  * and release the lock with plain stores: no other thread exists to race
@@ -16,7 +18,9 @@
  * Threads made with a raw clone(CLONE_VM) bypass the flag; glibc documents
  * the same limit.
  *
- * Invariant: `locked` is 0 or 1; `contended` is only written by the holder.
+ * Invariant: `locked` is 0 (free), 1 (held) or 2 (held, and a waiter may be
+ * asleep: the unlock must wake one); `contended` is only written by the
+ * holder.
  */
 #ifndef RSB_SPINLOCK_H
 #define RSB_SPINLOCK_H
@@ -24,7 +28,7 @@
 #include "util.h"
 
 typedef struct rsb_lock {
-    int locked;
+    uint32_t locked;
     uint32_t contended; /* acquisitions that had to wait (stats) */
 } rsb_lock;
 
@@ -41,6 +45,7 @@ static inline void rsb_cpu_relax(void) {
 }
 
 void rsb_lock_slow(rsb_lock *l);
+void rsb_lock_wake(rsb_lock *l);
 
 #if RSB_FREESTANDING
 /* Freestanding: a heap is serialised as a whole by the lock hook its caller
@@ -62,17 +67,26 @@ RSB_INLINE bool rsb_lock_single(rsb_lock *l) {
     return true;
 }
 
+RSB_INLINE bool rsb_lock_cas(rsb_lock *l) {
+    uint32_t free_ = 0;
+    return __atomic_compare_exchange_n(&l->locked, &free_, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
 RSB_INLINE void rsb_lock_acquire(rsb_lock *l) {
     if (rsb_lock_single(l)) return;
-    if (likely(!__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))) return;
+    if (likely(rsb_lock_cas(l))) return;
     rsb_lock_slow(l);
 }
 
-RSB_INLINE bool rsb_lock_try(rsb_lock *l) {
-    return rsb_lock_single(l) || !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE);
-}
+RSB_INLINE bool rsb_lock_try(rsb_lock *l) { return rsb_lock_single(l) || rsb_lock_cas(l); }
 
-RSB_INLINE void rsb_lock_release(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE); }
+RSB_INLINE void rsb_lock_release(rsb_lock *l) {
+    if (__atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED)) { /* no other thread: no sleeper */
+        __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    if (unlikely(__atomic_exchange_n(&l->locked, 0, __ATOMIC_RELEASE) == 2)) rsb_lock_wake(l);
+}
 #endif
 
 /* After fork(), in the child: the forking thread held every lock. */

@@ -1,46 +1,35 @@
 /* Statistics: see stats.h. */
 #include "stats.h"
 
-#include "error.h"
-#include "os.h"
+#include "page/huge.h"
 
-void rsb_lock_all(rsb_arena *a);
-void rsb_unlock_all(rsb_arena *a);
-
-size_t rsb_huge_in_use(const rsb_arena *a) {
-    size_t mapped = __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
-    size_t cached = __atomic_load_n(&a->huge_cached_bytes, __ATOMIC_RELAXED);
-    return mapped > cached ? mapped - cached : 0;
-}
-
-void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_class) {
+void rsb_stats_collect(rsb_allocator *a, rsb_stats_t *out, rsb_class_stats *per_class) {
     rsb_stats_t st = {0};
     if (per_class)
         for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) per_class[k] = (rsb_class_stats){0};
+    rsb_pages *pg = &a->pages;
     rsb_lock_all(a);
-    for (rsb_chunk *c = a->chunks; c; c = c->next) {
+    for (rsb_chunk *c = pg->chunks; c; c = c->next) {
+        const rsb_span *pages = rsb_chunk_pages(c);
         for (uint32_t i = c->first_page; i < c->npages;) {
-            rsb_span *s = &c->pages[i];
+            const rsb_span *s = &pages[i];
             if (s->kind == RSB_SPAN_SLAB) {
-                st.small_in_use += (size_t)s->u.s.used * s->u.s.block;
+                st.small_in_use += (size_t)s->u.s.used * rsb_slab_block(s);
                 if (per_class) {
                     per_class[s->cls].slabs++;
                     per_class[s->cls].used += s->u.s.used;
-                    per_class[s->cls].capacity += s->u.s.capacity;
+                    per_class[s->cls].capacity += rsb_slab_capacity(s);
                 }
             }
             i += s->npages ? s->npages : 1;
         }
     }
-    st.mapped = a->mapped + __atomic_load_n(&a->huge_mapped, __ATOMIC_RELAXED);
-    st.free_dirty = a->dirty_bytes;
-#if !RSB_FREESTANDING
-    st.free_dirty += a->large_cached_bytes; /* freed page runs kept whole */
-#endif
-    st.large_in_use = a->large_bytes + rsb_huge_in_use(a);
-    st.huge_count = __atomic_load_n(&a->huge_count, __ATOMIC_RELAXED);
-    st.purges = a->purges;
-    st.lock_contended = a->lock.contended;
+    st.mapped = pg->mapped + __atomic_load_n(&pg->huge_mapped, __ATOMIC_RELAXED);
+    st.free_dirty = pg->dirty_bytes + pg->spare_run_bytes; /* spare page runs are kept whole */
+    st.large_in_use = pg->run_bytes + rsb_huge_in_use(pg);
+    st.huge_count = __atomic_load_n(&pg->huge_count, __ATOMIC_RELAXED);
+    st.purges = pg->purges;
+    st.lock_contended = pg->lock.contended;
     for (uint32_t i = 0; i < a->ncaches; i++) st.lock_contended += a->caches[i].lock.contended;
     rsb_unlock_all(a);
     st.in_use = st.small_in_use + st.large_in_use;
@@ -59,7 +48,7 @@ static void line_kv(rsb_buf *b, const char *k, uint64_t v, const char *unit) {
     rsb_buf_str(b, "\n");
 }
 
-void rsb_stats_report(rsb_arena *a, int fd) {
+void rsb_stats_report(rsb_allocator *a, int fd) {
     rsb_stats_t st;
     rsb_class_stats pc[RSB_NUM_CLASSES];
     rsb_stats_collect(a, &st, pc);

@@ -4,18 +4,16 @@
 #ifndef RSB_STATS_H
 #define RSB_STATS_H
 
-#include "tcache.h"
 #include "../include/rsbmalloc.h"
+#include "cache.h"
 
 typedef struct rsb_class_stats {
     uint32_t slabs;
     uint64_t used, capacity; /* blocks */
 } rsb_class_stats;
 
-/* Snapshot; takes every lock in the fork order.  per_class may be NULL. */
-void rsb_stats_collect(rsb_arena *a, rsb_stats_t *out, rsb_class_stats *per_class);
-void rsb_stats_report(rsb_arena *a, int fd);
-/* Bytes of live huge blocks (their own mappings, the huge cache excluded). */
-size_t rsb_huge_in_use(const rsb_arena *a);
+/* Snapshot; takes every lock (rsb_lock_all).  per_class may be NULL. */
+void rsb_stats_collect(rsb_allocator *a, rsb_stats_t *out, rsb_class_stats *per_class);
+void rsb_stats_report(rsb_allocator *a, int fd);
 
 #endif

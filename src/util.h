@@ -1,5 +1,6 @@
 /* Small helpers shared by every layer: branch hints, alignment, bit ops,
- * and our own memset/memcpy (the freestanding build links no libc). */
+ * and the memset/memcpy the core uses (the freestanding build brings its
+ * own, in src/os/region.c). */
 #ifndef RSB_UTIL_H
 #define RSB_UTIL_H
 
@@ -17,7 +18,6 @@
 #define RSB_CACHELINE 64
 
 static inline size_t rsb_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
-static inline uintptr_t rsb_align_down_ptr(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
 static inline bool rsb_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 static inline unsigned rsb_log2(size_t x) { return (unsigned)(63 - __builtin_clzll((unsigned long long)x)); }
 static inline size_t rsb_next_pow2(size_t x) { return x <= 1 ? 1 : (size_t)1 << (rsb_log2(x - 1) + 1); }
@@ -32,13 +32,6 @@ static inline unsigned rsb_ctz64(uint64_t x) {
 #endif
 }
 
-#if RSB_DEBUG >= 1
-#define RSB_ASSERT(c) ((c) ? (void)0 : rsb_assert_fail(#c, __FILE__, __LINE__))
-#else
-#define RSB_ASSERT(c) ((void)0)
-#endif
-void rsb_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
-
 #if RSB_FREESTANDING
 void rsb_memset(void *d, int c, size_t n);
 void rsb_memcpy(void *d, const void *s, size_t n);
@@ -47,5 +40,7 @@ void rsb_memcpy(void *d, const void *s, size_t n);
 #define rsb_memset memset
 #define rsb_memcpy memcpy
 #endif
+
+#include "debug.h"
 
 #endif

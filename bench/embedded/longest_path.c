@@ -20,11 +20,11 @@
 #include <sys/mman.h>
 
 #include "rsbmalloc_heap.h"
-#include "tcache.h"
+#include "cache.h"
 
-/* The start of struct rsb_heap (src/heap.c): its arena and its cache. */
+/* The start of struct rsb_heap (src/heap.c): its allocator and its cache. */
 struct heap_view {
-    rsb_arena arena;
+    rsb_allocator alloc;
     rsb_cache cache;
 };
 #define VIEW(h) ((struct heap_view *)(void *)(h))
@@ -45,9 +45,9 @@ static void expect(int ok, const char *what) {
 
 static size_t free_pages(rsb_heap *h) {
     size_t n = 0;
-    rsb_arena *a = &VIEW(h)->arena;
-    for (unsigned b = 0; b < RSB_FREE_BINS; b++)
-        for (rsb_span *s = a->free_bins[b]; s; s = rsb_span_next(s)) n += s->npages;
+    rsb_pages *pg = &VIEW(h)->alloc.pages;
+    for (unsigned b = 0; b < RSB_BUCKETS; b++)
+        for (rsb_span *s = pg->buckets[b]; s; s = rsb_span_next(s)) n += s->npages;
     return n;
 }
 

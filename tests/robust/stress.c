@@ -13,7 +13,7 @@
  *                       across fork) is killed by its alarm and fails.
  *   stress/thread_churn thousands of short-lived threads that allocate,
  *                       leave blocks behind for others to free, and exit
- *                       (thread-exit flush of the magazines).
+ *                       (thread-exit flush of the thread caches).
  *
  * Every block carries a fill pattern, checked before it is freed or
  * reallocated and by sampling while it lives.  At the end of each test all

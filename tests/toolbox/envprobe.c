@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
         /* Use after free on purpose: the allocator owns the first 16 bytes. */
         for (int i = 16; i < 64; i++)
             if (((volatile unsigned char *)p)[i] != 0xDF) return printf("freed byte %d is %#x\n", i, p[i]), 1;
-        /* A page run (512 KiB) and a 16 KiB block (per-thread magazine). */
+        /* A page run (512 KiB) and a 16 KiB block (per-thread cache). */
         size_t sizes[] = {512 << 10, 16 << 10};
         for (int k = 0; k < 2; k++) {
             unsigned char *q = malloc(sizes[k]);

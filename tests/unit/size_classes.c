@@ -3,7 +3,7 @@
  * block boundaries is exact. */
 #include <criterion/criterion.h>
 
-#include "tcache.h"
+#include "class/size_class.h"
 
 Test(size_classes, table_is_sorted_and_aligned) {
     for (unsigned c = 0; c < RSB_NUM_CLASSES; c++) {

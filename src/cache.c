@@ -1,0 +1,330 @@
+/*
+ * Shared caches: the slow paths of allocation and free, remote frees, batch
+ * moves for thread caches, trim and the checks.  See cache.h for the
+ * invariants and the lock rules; the hot paths are inline there.
+ */
+#include "cache.h"
+
+void rsb_caches_init(rsb_allocator *a, rsb_cache *caches, uint32_t n) {
+    RSB_ASSERT(rsb_is_pow2(n) && n <= RSB_MAX_CACHES);
+    for (uint32_t i = 0; i < n; i++) {
+        caches[i].index = i;
+        for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) caches[i].bins[k].cur = &rsb_empty_span;
+    }
+    a->caches = caches;
+    a->ncaches = n;
+}
+
+/* --- bin lists --------------------------------------------------------------- */
+
+static void partial_push(rsb_bin *bin, rsb_span *s) { rsb_span_list_push(&bin->partial, s); }
+static void partial_remove(rsb_bin *bin, rsb_span *s) { rsb_span_list_remove(&bin->partial, s); }
+
+/* The cursor leaves the bin (it is full, or it goes back to the pages). */
+static void cur_leave(rsb_bin *bin) {
+    if (bin->cur != &rsb_empty_span) bin->cur->flags &= (uint8_t)~RSB_SF_IN_BIN;
+}
+
+/* A slab just got a block back (pushed, used decremented).  Owner lock held.
+ * A full slab returns to its bin; a slab other than the bin's cursor that
+ * became empty leaves the bin, and true is returned: the caller gives it to
+ * the page allocator after dropping the lock. */
+static bool slab_settle(rsb_cache *c, rsb_span *s) {
+    rsb_bin *bin = &c->bins[s->cls];
+    if (!(s->flags & RSB_SF_IN_BIN)) { /* was full: make it available again */
+        s->flags |= RSB_SF_IN_BIN;
+        partial_push(bin, s);
+    }
+    if (s->u.s.used == 0 && bin->cur != s) {
+        partial_remove(bin, s);
+        s->flags &= (uint8_t)~RSB_SF_IN_BIN;
+        return true;
+    }
+    return false;
+}
+
+/* Put block b back on slab s.  Owner lock held.  True: see slab_settle. */
+static bool slab_put(rsb_allocator *a, rsb_cache *c, rsb_span *s, void **b) {
+    rsb_slab_push(a->link_key, s, b);
+    RSB_ASSERT(s->u.s.used > 0);
+    s->u.s.used--;
+    if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
+    return slab_settle(c, s);
+}
+
+/* Give a list of emptied slabs (linked by next) to the page allocator.  No
+ * cache lock held. */
+static void release_slabs(rsb_allocator *a, rsb_span *list) {
+    if (!list) return;
+    rsb_lock_acquire(&a->pages.lock);
+    while (list) {
+        rsb_span *next = rsb_span_next(list);
+        RSB_ASSERT(list->kind == RSB_SPAN_SLAB && list->u.s.used == 0 && !(list->flags & RSB_SF_IN_BIN));
+        rsb_pages_free(&a->pages, list);
+        list = next;
+    }
+    rsb_lock_release(&a->pages.lock);
+}
+
+static void release_one(rsb_allocator *a, rsb_span *s) {
+    rsb_span_set_next(s, NULL);
+    release_slabs(a, s);
+}
+
+/* Move every block other threads freed to this cache back to its slab.
+ * Owner lock held.  Slabs that became empty (other than cursors) are
+ * returned, out of their bins, linked by next. */
+static rsb_span *drain_remote(rsb_allocator *a, rsb_cache *c) {
+    void **b = __atomic_exchange_n((void ***)&c->remote, NULL, __ATOMIC_ACQUIRE);
+    rsb_span *empty = NULL;
+    while (b) {
+        void **next = (void **)b[0];
+        rsb_span *s = rsb_span_of(rsb_pages_chunk_of(&a->pages, b), b);
+        RSB_ASSERT(s && s->kind == RSB_SPAN_SLAB && rsb_span_owner(s) == c->index);
+        if (slab_put(a, c, s, b)) {
+            rsb_span_set_next(s, empty);
+            empty = s;
+        }
+        b = next;
+    }
+    return empty;
+}
+
+void rsb_remote_free_chain(rsb_allocator *a, uint32_t owner, void *head, void *tail) {
+    rsb_cache *o = &a->caches[owner];
+    void *top = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
+    do {
+        ((void **)tail)[0] = top;
+    } while (!__atomic_compare_exchange_n(&o->remote, &top, head, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+void rsb_remote_free(rsb_allocator *a, rsb_span *s, void **b) { rsb_remote_free_chain(a, rsb_span_owner(s), b, b); }
+
+void rsb_cache_free_locked(rsb_allocator *a, rsb_cache *c, rsb_span *s, void **b) {
+    rsb_lock_acquire(&c->lock);
+    bool release = slab_put(a, c, s, b);
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    rsb_lock_release(&c->lock);
+    if (release) release_one(a, s);
+}
+
+void rsb_cache_free_settle(rsb_allocator *a, rsb_cache *c, rsb_span *s) {
+    bool release = slab_settle(c, s); /* the fast path pushed and counted */
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    rsb_lock_release(&c->lock);
+    if (release) release_one(a, s);
+}
+
+/* --- allocation slow path ------------------------------------------------------ */
+
+static rsb_span *slab_new(rsb_allocator *a, rsb_cache *c, unsigned cls) {
+    bool zero;
+    rsb_lock_acquire(&a->pages.lock);
+    rsb_span *s = rsb_pages_alloc(&a->pages, rsb_class_pages[cls], RSB_SPAN_SLAB, &zero);
+    rsb_lock_release(&a->pages.lock);
+    if (!s) return NULL;
+    rsb_slab_init(s, cls, c->index);
+    s->flags = RSB_SF_IN_BIN;
+    return s;
+}
+
+/* Remote frees came home: of the slabs they emptied, one of class cls may
+ * become the cursor if the cursor has nothing left; the rest go back. */
+static rsb_span *adopt_emptied(rsb_bin *bin, unsigned cls, rsb_span *e) {
+    rsb_span *release = NULL;
+    while (e) {
+        rsb_span *next = rsb_span_next(e);
+        if (e->cls == cls && rsb_slab_exhausted(bin->cur)) {
+            cur_leave(bin);
+            e->flags |= RSB_SF_IN_BIN;
+            bin->cur = e;
+        } else {
+            rsb_span_set_next(e, release);
+            release = e;
+        }
+        e = next;
+    }
+    return release;
+}
+
+void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
+    rsb_bin *bin = &c->bins[cls];
+    rsb_span *release = NULL;
+    bool drained = false;
+    rsb_span *s;
+    for (;;) {
+        s = bin->cur;
+        if (rsb_slab_has_free(s)) break;
+        if (s->u.s.bump < rsb_slab_capacity(s)) {
+            rsb_slab_carve(a->link_key, s);
+            break;
+        }
+        if (!drained && __atomic_load_n(&c->remote, __ATOMIC_RELAXED)) {
+            drained = true;
+            rsb_span *more = adopt_emptied(bin, cls, drain_remote(a, c));
+            while (more) { /* join the list released below */
+                rsb_span *next = rsb_span_next(more);
+                rsb_span_set_next(more, release);
+                release = more;
+                more = next;
+            }
+            continue;
+        }
+        if (bin->partial) { /* cur is full: it leaves the bin */
+            rsb_span *n = bin->partial;
+            partial_remove(bin, n);
+            cur_leave(bin);
+            bin->cur = n;
+            continue;
+        }
+        /* A new slab, taken without holding the cache lock. */
+        rsb_lock_release(&c->lock);
+        release_slabs(a, release);
+        release = NULL;
+        rsb_span *n = slab_new(a, c, cls);
+        rsb_lock_acquire(&c->lock);
+        if (!n) {
+            rsb_lock_release(&c->lock);
+            return NULL;
+        }
+        if (rsb_slab_exhausted(bin->cur)) {
+            cur_leave(bin);
+            bin->cur = n;
+        } else { /* another thread refilled the bin meanwhile: n goes back */
+            n->flags = 0;
+            rsb_span_set_next(n, release);
+            release = n;
+        }
+    }
+    void **b = rsb_slab_pop(a->link_key, s);
+    s->u.s.used++;
+    c->nmalloc++;
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    rsb_lock_release(&c->lock);
+    release_slabs(a, release);
+    b[1] = NULL;
+    return b;
+}
+
+/* --- batches for thread caches ----------------------------------------------------- */
+
+void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
+    rsb_lock_acquire(&c->lock);
+    rsb_span *s = c->bins[cls].cur;
+    void *list = NULL;
+    unsigned k = 0;
+    while (k < n) {
+        void **b = rsb_slab_pop(a->link_key, s);
+        if (!b) { /* uncarved space: link the blocks straight into the batch */
+            k += rsb_slab_carve_list(a->link_key, s, n - k, &list);
+            break; /* the free list is empty and n is reached or the slab full */
+        }
+        s->u.s.used++;
+        rsb_link_set(a->link_key, b, list);
+        list = b;
+        k++;
+    }
+    if (k == 0) { /* the bin needs its slow path: let it find one block */
+        void **b = (void **)rsb_cache_alloc_slow(a, c, cls);
+        if (!b) return NULL;
+        rsb_link_set(a->link_key, b, NULL);
+        *got = 1;
+        return b;
+    }
+    c->nmalloc += k;
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    rsb_lock_release(&c->lock);
+    *got = k;
+    return list;
+}
+
+void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls) {
+    rsb_span *release = NULL;
+    rsb_lock_acquire(&c->lock);
+    for (void **b = (void **)list; b;) {
+        void **next = (void **)rsb_batch_link_get(a, b, cls);
+        rsb_span *s = rsb_span_guess(rsb_pages_chunk_of(&a->pages, b), b);
+        RSB_ASSERT(s->kind == RSB_SPAN_SLAB && s->cls == cls && rsb_span_owner(s) == c->index);
+        if (slab_put(a, c, s, b)) {
+            rsb_span_set_next(s, release);
+            release = s;
+        }
+        b = next;
+    }
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    rsb_lock_release(&c->lock);
+    release_slabs(a, release);
+}
+
+/* --- whole-cache operations --------------------------------------------------------- */
+
+void rsb_caches_drain_all(rsb_allocator *a) {
+    for (uint32_t i = 0; i < a->ncaches; i++) {
+        rsb_cache *c = &a->caches[i];
+        if (!__atomic_load_n(&c->remote, __ATOMIC_RELAXED)) continue;
+        rsb_lock_acquire(&c->lock);
+        rsb_span *e = drain_remote(a, c);
+        RSB_EXPENSIVE(rsb_cache_check(a, c));
+        rsb_lock_release(&c->lock);
+        release_slabs(a, e);
+    }
+}
+
+void rsb_caches_release_empty(rsb_allocator *a) {
+    for (uint32_t i = 0; i < a->ncaches; i++) {
+        rsb_cache *c = &a->caches[i];
+        rsb_span *release = NULL;
+        rsb_lock_acquire(&c->lock);
+        for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
+            rsb_bin *bin = &c->bins[k];
+            /* Only a cursor may be empty (the bin invariant); a loop all the
+             * same, so that nothing empty is ever left mapped by a trim. */
+            while (bin->cur != &rsb_empty_span && bin->cur->u.s.used == 0) {
+                rsb_span *s = bin->cur;
+                cur_leave(bin);
+                rsb_span_set_next(s, release);
+                release = s;
+                if (bin->partial) {
+                    bin->cur = bin->partial;
+                    partial_remove(bin, bin->cur);
+                } else {
+                    bin->cur = &rsb_empty_span;
+                }
+            }
+        }
+        RSB_EXPENSIVE(rsb_cache_check(a, c));
+        rsb_lock_release(&c->lock);
+        release_slabs(a, release);
+    }
+}
+
+void rsb_lock_all(rsb_allocator *a) {
+    for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_acquire(&a->caches[i].lock);
+    rsb_lock_acquire(&a->pages.lock);
+}
+
+void rsb_unlock_all(rsb_allocator *a) {
+    rsb_lock_release(&a->pages.lock);
+    for (uint32_t i = a->ncaches; i-- > 0;) rsb_lock_release(&a->caches[i].lock);
+}
+
+void rsb_cache_check(rsb_allocator *a, rsb_cache *c) {
+    for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
+        rsb_bin *bin = &c->bins[k];
+        RSB_CHECK(bin->cur != NULL, "bin cursor is NULL");
+        const rsb_span *prev = NULL;
+        for (rsb_span *s = bin->cur == &rsb_empty_span ? bin->partial : bin->cur; s;
+             s = s == bin->cur ? bin->partial : rsb_span_next(s)) {
+            RSB_CHECK(s->kind == RSB_SPAN_SLAB && s->cls == k && rsb_span_owner(s) == c->index &&
+                          (s->flags & RSB_SF_IN_BIN),
+                      "slab in the wrong bin");
+            rsb_slab_check(a->link_key, s);
+            if (s != bin->cur) {
+                RSB_CHECK(rsb_span_prev(s) == prev, "partial list back link");
+                RSB_CHECK(s->u.s.used != 0, "an empty slab on a partial list");
+                RSB_CHECK(!rsb_slab_exhausted(s), "a full slab on a partial list");
+                prev = s;
+            }
+        }
+    }
+}

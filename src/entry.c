@@ -1,0 +1,117 @@
+/*
+ * The out-of-line part of the entry points (entry.h): start-up on first
+ * use, thread-cache refills, other sizes, junk filling (RSBMALLOC_JUNK) and
+ * valgrind tracking (track.h).
+ */
+#include "entry.h"
+
+#include "stats.h"
+
+static inline void *junk_new(const rsb_allocator *a, void *p, size_t size) {
+    if (unlikely(a->junk) && p) rsb_memset(p, RSB_JUNK_ALLOC, size);
+    return p;
+}
+
+/* A small block for the calling thread: from its thread cache (refilled
+ * when empty), or, while that is off, from its shared cache. */
+static void *small_alloc(rsb_allocator *a, unsigned cls) {
+    rsb_thread_cache *t = rsb_tc;
+    if (!t) return rsb_tc_start(a, cls);
+    void *p = rsb_tc_pop(a, t, cls);
+    return p ? p : rsb_tc_refill(a, t, cls);
+}
+
+void *rsb_entry_malloc_slow(size_t size) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
+    junk_new(a, p, size);
+    rsb_track_leave();
+    return rsb_track_alloc(p, size, 0);
+}
+
+void *rsb_entry_calloc_slow(size_t total) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    void *p;
+    if (total <= RSB_SMALL_MAX) {
+        p = small_alloc(a, rsb_size_class(total));
+        if (p) rsb_memset(p, 0, total);
+    } else {
+        p = rsb_core_calloc(a, total);
+    }
+    rsb_track_leave();
+    return rsb_track_alloc(p, total, 1);
+}
+
+/* A checked block that does not go on this thread's cache: another cache's
+ * block (batched in the outbox), or the thread cache is off (t NULL: not set
+ * up, thread exiting, junk filling).  rsb_free_begin has written the
+ * double-free marker: junk filling keeps it. */
+void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b) {
+    if (t) {
+        rsb_outbox_put(a, t, rsb_span_owner(s), b);
+        return;
+    }
+    if (unlikely(a->junk)) {
+        void *mark = b[1];
+        rsb_memset(b, RSB_JUNK_FREE, rsb_slab_block(s));
+        b[1] = mark;
+    }
+    rsb_cache_free(a, rsb_cache_of_thread(a), s, b);
+}
+
+void rsb_entry_free_untracked(void *p) { rsb_entry_free_now(p); }
+
+void *rsb_entry_memalign(size_t align, size_t size) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    void *p = junk_new(a, rsb_core_memalign(a, align, size), size);
+    rsb_track_leave();
+    return rsb_track_alloc(p, size, 0);
+}
+
+void *rsb_entry_realloc(void *p, size_t size) {
+    rsb_allocator *a = rsb_global_get();
+    if (rsb_track_on()) { /* always move, so that a stale pointer is caught */
+        size_t old;
+        rsb_track_quiet(old = rsb_core_usable_size(a, p)); /* aborts on a bad pointer */
+        void *q = rsb_entry_malloc(size);
+        if (!q) return NULL;
+        rsb_track_quiet(rsb_memcpy(q, p, old < size ? old : size)); /* the slack past p's size */
+        rsb_entry_free(p);
+        return q;
+    }
+    return rsb_core_realloc(a, p, size);
+}
+
+size_t rsb_entry_usable_size(const void *p) {
+    size_t n;
+    rsb_track_quiet(n = rsb_core_usable_size(rsb_global_get(), p));
+    return n;
+}
+
+bool rsb_entry_trim(void) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    rsb_tc_drain(a, rsb_tc, false);
+    bool released = rsb_core_trim(a);
+    rsb_track_leave();
+    return released;
+}
+
+void rsb_entry_stats(rsb_stats_t *out) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    rsb_tc_drain(a, rsb_tc, false);
+    rsb_stats_collect(a, out, NULL);
+    rsb_track_leave();
+}
+
+void rsb_entry_stats_print(int fd) {
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    rsb_tc_drain(a, rsb_tc, false);
+    rsb_stats_report(a, fd);
+    rsb_track_leave();
+}

@@ -1,0 +1,81 @@
+/*
+ * The entry points of the process-wide allocator: what interpose/ calls for
+ * every libc name.  The fast paths are inline here and take no lock, no
+ * atomic instruction and no loop:
+ *
+ *   malloc  size <= RSB_CLASS_LUT_MAX and the thread cache is on: one table
+ *           load for the class, one pop;
+ *   free    rsb_free_begin's checks (a live slab, a block start, not already
+ *           free: alloc.h), then a push on the thread cache when the
+ *           thread's shared cache owns the slab.
+ *
+ * Everything else is out of line in entry.c: start-up, refills and
+ * flushes, other sizes, frees of other caches' blocks, junk filling,
+ * valgrind tracking.  Like the core, these return NULL on failure and leave
+ * errno to interpose/.
+ */
+#ifndef RSB_ENTRY_H
+#define RSB_ENTRY_H
+
+#include "init.h"
+#include "thread_cache.h"
+#include "track.h"
+
+void *rsb_entry_malloc_slow(size_t size);
+void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b);
+
+/* The fast path alone: a block, or NULL when the slow path must run (the
+ * caller then tail-calls it, so the fast path needs no stack frame). */
+RSB_INLINE void *rsb_entry_malloc_fast(size_t size) {
+    rsb_thread_cache *t = rsb_tc;
+    if (likely(size <= RSB_CLASS_LUT_MAX && t != NULL)) return rsb_tc_pop(&rsb_global, t, rsb_class_lut[(size + 15) >> 4]);
+    return NULL;
+}
+
+RSB_INLINE void *rsb_entry_malloc(size_t size) {
+    void *p = rsb_entry_malloc_fast(size);
+    return likely(p != NULL) ? p : rsb_entry_malloc_slow(size);
+}
+
+/* free without valgrind's quarantine (track.c frees through it too). */
+RSB_INLINE void rsb_entry_free_now(void *p) {
+    rsb_allocator *a = &rsb_global;
+    rsb_span *s = rsb_free_begin(a, p); /* checks p; NULL: the slow path finished */
+    if (unlikely(s == NULL)) return;
+    rsb_thread_cache *t = rsb_tc;
+    if (unlikely(t == NULL || rsb_span_owner(s) + 1u != t->cache1)) {
+        rsb_entry_free_other(a, t, s, (void **)p);
+        return;
+    }
+    rsb_tc_push(a, t, s->cls, (void **)p);
+}
+
+void rsb_entry_free_untracked(void *p);
+RSB_INLINE void rsb_entry_free(void *p) {
+    if (rsb_track_on()) {
+        rsb_track_free(p, rsb_entry_free_untracked);
+        return;
+    }
+    rsb_entry_free_now(p);
+}
+
+/* total = n * size, already checked for overflow. */
+void *rsb_entry_calloc_slow(size_t total);
+RSB_INLINE void *rsb_entry_calloc_fast(size_t total) {
+    void *p = rsb_entry_malloc_fast(total);
+    if (likely(p != NULL)) rsb_memset(p, 0, total);
+    return p;
+}
+/* p a block, size > 0. */
+void *rsb_entry_realloc(void *p, size_t size);
+/* align a power of two. */
+void *rsb_entry_memalign(size_t align, size_t size);
+size_t rsb_entry_usable_size(const void *p);
+bool rsb_entry_trim(void);
+/* Statistics: the calling thread's cache goes back first, so its own frees
+ * show; blocks in other threads' caches still count as in use. */
+struct rsb_stats;
+void rsb_entry_stats(struct rsb_stats *out);
+void rsb_entry_stats_print(int fd);
+
+#endif

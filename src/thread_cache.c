@@ -1,0 +1,170 @@
+/* Thread caches: see thread_cache.h. */
+#include "thread_cache.h"
+
+__thread rsb_thread_cache *rsb_tc RSB_IE_TLS;
+__thread uint8_t rsb_tc_state RSB_IE_TLS;
+__thread uint8_t rsb_tc_warmup RSB_IE_TLS;
+uint8_t rsb_tc_cap[RSB_TC_CLASSES];
+
+/* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
+ * 2 blocks of each class up to 8 KiB, 1 up to RSB_TC_ONE_MAX (enough for a
+ * malloc/free pair to take no lock), none above (a free goes straight back
+ * to the shared cache).  At most ~160 KiB + ~360 KiB per thread if a thread
+ * fills every class, usually far less. */
+#define RSB_TC_ONE_MAX 65536
+void rsb_tc_init(void) {
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
+        unsigned size = rsb_class_size[c], cap = 2048 / size;
+        if (size > RSB_TC_ONE_MAX)
+            cap = 0;
+        else if (size > 8192)
+            cap = 1;
+        else if (size > 1024)
+            cap = 2;
+        else if (cap < 4)
+            cap = 4;
+        else if (cap > 32)
+            cap = 32;
+        rsb_tc_cap[c] = (uint8_t)cap;
+    }
+}
+
+/* Thread caches live in pages of their own, not in the heap (they are not
+ * blocks the program allocated, so they do not show as in use).  A freed one
+ * waits on a list for the next thread: the pool grows to the most threads
+ * alive at once, 64 KiB at a time.  Page lock (fork-safe). */
+#define RSB_TC_POOL_BYTES ((size_t)64 << 10)
+#define RSB_TC_STRIDE ((sizeof(rsb_thread_cache) + RSB_CACHELINE - 1) & ~(size_t)(RSB_CACHELINE - 1))
+static rsb_thread_cache *pool_free; /* linked through head[0] */
+static char *pool_next, *pool_end;
+
+static rsb_thread_cache *tc_new(rsb_allocator *a) {
+    rsb_lock_acquire(&a->pages.lock);
+    rsb_thread_cache *t = pool_free;
+    if (t) {
+        pool_free = (rsb_thread_cache *)t->head[0];
+    } else {
+        if ((size_t)(pool_end - pool_next) < RSB_TC_STRIDE) {
+            char *p = rsb_os_map(RSB_TC_POOL_BYTES, rsb_os_page, 0);
+            if (p) {
+                pool_next = p;
+                pool_end = p + RSB_TC_POOL_BYTES;
+            }
+        }
+        if ((size_t)(pool_end - pool_next) >= RSB_TC_STRIDE) {
+            t = (rsb_thread_cache *)(void *)pool_next;
+            pool_next += RSB_TC_STRIDE;
+        }
+    }
+    rsb_lock_release(&a->pages.lock);
+    if (t) rsb_memset(t, 0, sizeof(rsb_thread_cache));
+    return t;
+}
+
+static void tc_delete(rsb_allocator *a, rsb_thread_cache *t) {
+    rsb_lock_acquire(&a->pages.lock);
+    t->head[0] = pool_free;
+    pool_free = t;
+    rsb_lock_release(&a->pages.lock);
+}
+
+void *rsb_tc_start(rsb_allocator *a, unsigned cls) {
+    if (rsb_tc_state != RSB_TC_NEW || !__atomic_load_n(&a->fast, __ATOMIC_ACQUIRE) ||
+        ++rsb_tc_warmup < RSB_TC_WARMUP)
+        return rsb_small_alloc(a, cls); /* off, being set up, or warming up */
+    rsb_tc_state = RSB_TC_SETUP; /* allocations below come back here: no thread cache */
+    rsb_thread_cache *t = tc_new(a);
+    if (!t) {
+        rsb_tc_state = RSB_TC_NEW;
+        rsb_tc_warmup = 0; /* try again later */
+        return rsb_small_alloc(a, cls);
+    }
+    if (!rsb_os_on_thread_exit(t)) { /* no destructor: never hold blocks */
+        tc_delete(a, t);
+        rsb_tc_state = RSB_TC_DEAD;
+        return rsb_small_alloc(a, cls);
+    }
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_cap[c];
+    t->cache1 = rsb_cache_of_thread(a)->index + 1;
+    rsb_tc_state = RSB_TC_ON;
+    rsb_tc = t;
+    return rsb_tc_refill(a, t, cls);
+}
+
+void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
+    unsigned got;
+    unsigned want = (rsb_tc_cap[cls] + 1u) / 2;
+    void **b = rsb_cache_take_batch(a, &a->caches[t->cache1 - 1], cls, want ? want : 1, &got);
+    if (!b) return NULL;
+    t->head[cls] = rsb_batch_link_get(a, b, cls);
+    t->room[cls] = (int8_t)(rsb_tc_cap[cls] - (got - 1));
+    b[1] = NULL;
+    return b;
+}
+
+/* Give the whole list of class cls back to the thread's shared cache. */
+static void give_back(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
+    void *list = t->head[cls];
+    t->head[cls] = NULL;
+    t->room[cls] = (int8_t)rsb_tc_cap[cls];
+    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], list, cls);
+}
+
+void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
+    unsigned keep = rsb_tc_cap[cls] / 2u;
+    if (keep == 0) { /* cap 0 or 1: give everything back */
+        give_back(a, t, cls);
+        return;
+    }
+    void **b = (void **)t->head[cls];
+    for (unsigned i = 1; i < keep; i++) b = (void **)rsb_batch_link_get(a, b, cls);
+    void *rest = rsb_batch_link_get(a, b, cls);
+    rsb_link_set(a->link_key, b, NULL);
+    t->room[cls] = (int8_t)(rsb_tc_cap[cls] - keep);
+    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], rest, cls);
+}
+
+void rsb_outbox_send(rsb_allocator *a, rsb_outbox *o) {
+    RSB_ASSERT(o->count > 0 && o->owner1 != 0);
+    rsb_remote_free_chain(a, o->owner1 - 1, o->head, o->tail);
+    o->head = o->tail = NULL;
+    o->count = 0;
+    o->owner1 = 0;
+}
+
+void rsb_tc_drain(rsb_allocator *a, rsb_thread_cache *t, bool turn_off) {
+    if (!t) return;
+    RSB_EXPENSIVE(rsb_tc_check(a, t));
+    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
+        if (t->out[i].count) rsb_outbox_send(a, &t->out[i]);
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++)
+        if (t->head[c]) give_back(a, t, c);
+    if (turn_off) {
+        rsb_tc = NULL;
+        rsb_tc_state = RSB_TC_DEAD;
+        tc_delete(a, t);
+    }
+}
+
+void rsb_tc_check(const rsb_allocator *a, const rsb_thread_cache *t) {
+    RSB_CHECK(t->cache1 >= 1 && t->cache1 <= a->ncaches, "thread cache names no cache");
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
+        int n = 0;
+        for (void **b = (void **)t->head[c]; b; b = (void **)rsb_batch_link_get(a, b, c)) {
+            rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, b);
+            RSB_CHECK(ch != NULL, "thread cache holds a foreign block");
+            const rsb_span *s = rsb_span_of(ch, b);
+            RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c && rsb_span_owner(s) == t->cache1 - 1,
+                      "thread cache holds a block of the wrong slab");
+            RSB_CHECK(++n <= rsb_tc_cap[c] + 1, "thread cache list longer than its cap");
+        }
+        RSB_CHECK(t->room[c] == rsb_tc_cap[c] - n && t->room[c] >= -1, "thread cache room mismatch");
+    }
+    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++) {
+        const rsb_outbox *o = &t->out[i];
+        uint32_t n = 0;
+        for (void **b = (void **)o->head; b; b = (void **)b[0]) n++;
+        RSB_CHECK(n == o->count && (n == 0) == (o->head == NULL) && (n == 0 || o->owner1 != 0),
+                  "outbox count mismatch");
+    }
+}
