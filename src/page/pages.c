@@ -309,6 +309,7 @@ void rsb_pages_free(rsb_pages *pg, rsb_span *s) {
 
 /* Take spare i out of the list and make its span live (RUN, in use). */
 static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
+    if (RSB_SPARE_RUNS == 0) __builtin_unreachable(); /* no spares: never called (and no bounds warning) */
     rsb_span *s = pg->spare_runs[i];
     for (uint32_t j = i + 1; j < pg->nspare_runs; j++) pg->spare_runs[j - 1] = pg->spare_runs[j];
     pg->nspare_runs--;
@@ -320,7 +321,7 @@ static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
 }
 
 rsb_span *rsb_run_alloc(rsb_pages *pg, uint32_t n, bool *zero) {
-    for (uint32_t i = pg->nspare_runs; i-- > 0;)
+    for (uint32_t i = RSB_SPARE_RUNS ? pg->nspare_runs : 0; i-- > 0;)
         if (pg->spare_runs[i]->npages == n) {
             *zero = false;
             return spare_run_take(pg, i);
@@ -354,7 +355,7 @@ bool rsb_run_free(rsb_pages *pg, rsb_span *s) {
 bool rsb_pages_purge(rsb_pages *pg, bool all) {
     bool released = false;
     /* Spare runs first, so that they can merge and be purged below. */
-    while (pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
+    while (RSB_SPARE_RUNS && pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
     pg->spare_run_puts = 0;
     uint32_t now = (uint32_t)rsb_os_now_ms();
     rsb_span *s;

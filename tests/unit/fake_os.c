@@ -26,7 +26,11 @@ static void *place(size_t size) {
         fake.next_addr += size;
     }
     void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) {
+        fake.mmap_errors++;
+        return NULL;
+    }
+    return p;
 }
 
 void *rsb_os_map(size_t size, size_t align, size_t offset) {
