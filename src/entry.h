@@ -39,14 +39,15 @@ RSB_INLINE void *rsb_entry_malloc(size_t size) {
 /* free without valgrind's quarantine (track.c frees through it too). */
 RSB_INLINE void rsb_entry_free_now(void *p) {
     rsb_allocator *a = &rsb_global;
-    rsb_span *s = rsb_free_begin(a, p); /* checks p; NULL: the slow path finished */
-    if (unlikely(s == NULL)) return;
+    unsigned cls;
+    const rsb_span *d = rsb_free_begin(a, p, &cls); /* checks p; NULL: the slow path finished */
+    if (unlikely(d == NULL)) return;
     rsb_thread_cache *t = rsb_tc;
     if (unlikely(t == NULL)) {
-        rsb_entry_free_other(a, s, (void **)p);
+        rsb_entry_free_other(a, rsb_view_head(d), (void **)p);
         return;
     }
-    rsb_tc_push(a, t, s->cls, (void **)p);
+    rsb_tc_push(a, t, cls, (void **)p);
 }
 
 void rsb_entry_free_untracked(void *p);

@@ -70,6 +70,19 @@ RSB_INLINE void rsb_span_set_dprev(rsb_span *s, rsb_span *t) { (void)s, (void)t;
 RSB_INLINE uint32_t rsb_span_freed_ms(const rsb_span *s) { (void)s; return 0; }
 RSB_INLINE void rsb_span_set_freed_ms(rsb_span *s, uint32_t ms) { (void)s, (void)ms; }
 
+/* Page i of slab s names its head (the only per-page field). */
+RSB_INLINE void rsb_span_mark_page(rsb_span *s, uint32_t i) { s[i].head = s->head; }
+
+/* Free's fast-path view of p's page: its span's head (no replicas in 16
+ * bytes), so p must still be checked against the span's extent. */
+#define RSB_PAGE_VIEW_EXACT 0
+RSB_INLINE const rsb_span *rsb_page_view(const rsb_chunk *c, const void *p) {
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)c->base) >> RSB_PAGE_SHIFT;
+    const rsb_span *pages = (const rsb_span *)(const void *)(c + 1);
+    return &pages[pages[idx].head];
+}
+RSB_INLINE rsb_span *rsb_view_head(const rsb_span *d) { return (rsb_span *)d; }
+
 /* SLAB fields: block size and capacity come from the class. */
 RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, uint32_t block, uint32_t capacity) {
     (void)owner, (void)block, (void)capacity;

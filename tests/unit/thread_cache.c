@@ -30,9 +30,11 @@ static void *tc_malloc(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
 
 /* free as the entry point does: checks and marker, then a push. */
 static void tc_free(rsb_allocator *a, rsb_thread_cache *t, void *p) {
-    rsb_span *s = rsb_free_begin(a, p);
-    cr_assert_not_null(s);
-    rsb_tc_push(a, t, s->cls, p);
+    unsigned cls = RSB_NUM_CLASSES;
+    const rsb_span *d = rsb_free_begin(a, p, &cls);
+    cr_assert_not_null(d);
+    cr_assert_lt(cls, RSB_NUM_CLASSES);
+    rsb_tc_push(a, t, cls, p);
 }
 
 static unsigned remote_len(const rsb_cache *c) {
