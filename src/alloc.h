@@ -75,10 +75,16 @@ void rsb_bad_pointer(rsb_ptr_kind k, rsb_op op, const void *p) __attribute__((no
 /* --- free ---------------------------------------------------------------------- */
 
 /* Everything the inline free does not finish: NULL, foreign pointers, page
- * runs and huge blocks, and slab frees that fail a check (diagnosed here). */
-void rsb_free_slow(rsb_allocator *a, void *p);
+ * runs and huge blocks, and slab frees that fail a check (diagnosed here).
+ * p comes first so that the inline path can jump here with p where free
+ * received it. */
+void rsb_free_slow(void *p, rsb_allocator *a);
 /* Free of page run p, whose head page in chunk ch holds a live RUN descriptor. */
-void rsb_run_free_at(rsb_allocator *a, rsb_chunk *ch, void *p);
+void rsb_run_free_at(void *p, rsb_chunk *ch, rsb_allocator *a);
+
+/* Block b of a slab passed rsb_free_begin (checked, marked): to the
+ * calling thread's shared cache (junk-filled first with RSBMALLOC_JUNK). */
+void rsb_free_checked(rsb_allocator *a, void **b);
 
 /* The marker a free block carries in its second word. */
 RSB_INLINE uintptr_t rsb_free_mark(const rsb_allocator *a, const void *p) { return (uintptr_t)a->key ^ (uintptr_t)p; }
@@ -99,7 +105,7 @@ RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *c
                  (!RSB_PAGE_VIEW_EXACT && off >= ((uintptr_t)d->npages << RSB_PAGE_SHIFT)))) {
         /* A page run: p names its head page, so d is its live descriptor. */
         if (d->kind == RSB_SPAN_RUN && off == 0) {
-            rsb_run_free_at(a, ch, p);
+            rsb_run_free_at(p, ch, a);
             return NULL;
         }
         goto slow;
@@ -111,7 +117,7 @@ RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *c
     *cls_out = cls; /* read before the store above, which may alias it */
     return d;
 slow:
-    rsb_free_slow(a, p);
+    rsb_free_slow(p, a);
     return NULL;
 }
 

@@ -16,7 +16,7 @@ static inline void *junk_new(const rsb_allocator *a, void *p, size_t size) {
  * when empty), or, while that is off, from its shared cache. */
 static void *small_alloc(rsb_allocator *a, unsigned cls) {
     rsb_thread_cache *t = rsb_tc;
-    if (!t) return rsb_tc_start(a, cls);
+    if (t == &rsb_tc_off) return rsb_tc_start(a, cls);
     void *p = rsb_tc_pop(a, t, cls);
     return p ? p : rsb_tc_refill(a, t, cls);
 }
@@ -42,18 +42,6 @@ void *rsb_entry_calloc_slow(size_t total) {
     }
     rsb_track_leave();
     return rsb_track_alloc(p, total, 1);
-}
-
-/* A checked block while the thread cache is off (not set up, thread
- * exiting, junk filling): straight to the shared caches.  rsb_free_begin has
- * written the double-free marker: junk filling keeps it. */
-void rsb_entry_free_other(rsb_allocator *a, rsb_span *s, void **b) {
-    if (unlikely(a->junk)) {
-        void *mark = b[1];
-        rsb_memset(b, RSB_JUNK_FREE, rsb_slab_block(s));
-        b[1] = mark;
-    }
-    rsb_cache_free(a, rsb_cache_of_thread(a), s, b);
 }
 
 void rsb_entry_free_untracked(void *p) { rsb_entry_free_now(p); }

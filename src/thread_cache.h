@@ -15,12 +15,21 @@
  *     owner) and count as used there; those the program freed carry the
  *     double-free marker (blocks of a refill that were never handed out
  *     need not).
- *   - room[cls] == rsb_tc_cap[cls] - (length of head[cls]); it never goes
- *     below -1 (the free that takes it there flushes).  Kept as room rather
- *     than a count so that free's test is one decrement.
- *   - rsb_tc is the thread's cache while it is on (state ON), NULL otherwise
- *     (not set up yet, being set up, thread exiting, junk filling,
- *     valgrind): then the thread holds no blocks at all.
+ *   - Each class holds two lists: head[cls], which malloc pops and free
+ *     pushes, of at most B = rsb_tc_batch[cls] blocks, and spare[cls], empty
+ *     or exactly B blocks.  room[cls] == B - (length of head[cls]); it never
+ *     goes below -1 (the free that takes it there rotates: the B blocks of
+ *     head become the spare list, the old spare goes back whole, and the
+ *     freed block starts a new head).  Kept as
+ *     room rather than a count so that free's test is one decrement; a
+ *     rotation and a refill are O(1), no list is ever walked.
+ *   - rsb_tc is the thread's cache while it is on (state ON), otherwise
+ *     &rsb_tc_off (not set up yet, being set up, thread exiting, junk
+ *     filling, valgrind): a shared stand-in whose lists are always empty and
+ *     whose room is never positive, so malloc's pop finds nothing and free's
+ *     push goes to rsb_tc_flush, which frees the block to the shared cache.
+ *     The fast paths then need no "is it on?" test.  Its room is written by
+ *     any thread, never read for anything but its sign.
  *
  * TLS: a thread cache is taken from a pool of them when the thread turns it
  * on (thread_cache.c); the thread-local state is a pointer and two bytes of
@@ -44,20 +53,25 @@ enum { RSB_TC_NEW = 0, RSB_TC_SETUP, RSB_TC_ON, RSB_TC_DEAD };
 
 typedef struct rsb_thread_cache {
     void *head[RSB_TC_CLASSES];
-    int8_t room[RSB_TC_CLASSES];
+    int16_t room[RSB_TC_CLASSES];
+    void *spare[RSB_TC_CLASSES];
     uint32_t cache1; /* 1 + index of this thread's shared cache */
 } rsb_thread_cache;
 
 #define RSB_IE_TLS __attribute__((tls_model("initial-exec")))
-extern __thread rsb_thread_cache *rsb_tc RSB_IE_TLS;
+extern rsb_thread_cache rsb_tc_off;
+extern __thread rsb_thread_cache *rsb_tc RSB_IE_TLS; /* never NULL */
 extern __thread uint8_t rsb_tc_state RSB_IE_TLS;  /* RSB_TC_NEW ... */
 extern __thread uint8_t rsb_tc_warmup RSB_IE_TLS; /* NEW: small allocations so far */
 
-/* Blocks each class may hold (set by rsb_tc_init). */
+/* Blocks each class may hold in all, and in one batch (set by rsb_tc_init):
+ * 2 * batch <= cap, or batch = cap <= 1 with no spare list. */
 extern uint8_t rsb_tc_cap[RSB_TC_CLASSES];
+extern uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 
 /* Pop a block of class cls (< RSB_TC_CLASSES) or NULL. */
 RSB_INLINE void *rsb_tc_pop(const rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
+    /* rsb_tc_off's lists are empty: NULL. */
     void **b = (void **)t->head[cls];
     if (unlikely(b == NULL)) return NULL;
     t->head[cls] = rsb_batch_link_get(a, b, cls);
@@ -66,16 +80,20 @@ RSB_INLINE void *rsb_tc_pop(const rsb_allocator *a, rsb_thread_cache *t, unsigne
     return b;
 }
 
-/* Push checked, marked block b of class cls; flush when over the cap. */
-void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls);
+/* Push checked, marked block b of class cls; when head is full, rotate
+ * (or, for rsb_tc_off, free b to the shared cache) instead. */
+void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b);
 RSB_INLINE void rsb_tc_push(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b) {
+    if (unlikely(--t->room[cls] < 0)) {
+        rsb_tc_flush(a, t, cls, b);
+        return;
+    }
     rsb_link_set(a->link_key, b, t->head[cls]);
     t->head[cls] = b;
-    if (unlikely(--t->room[cls] < 0)) rsb_tc_flush(a, t, cls);
 }
 
-/* Malloc of class cls when t's list is empty: refill it with a batch.  NULL
- * if out of memory. */
+/* Malloc of class cls when t's head list is empty: the spare list becomes
+ * the head, or a batch comes from the shared cache.  NULL if out of memory. */
 void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls);
 /* Malloc of class cls while the thread cache is off: count towards the
  * warm-up, turn it on when that is over, or allocate from the shared cache. */

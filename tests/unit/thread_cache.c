@@ -10,7 +10,7 @@
 static rsb_thread_cache *new_tc(rsb_allocator *a, uint32_t cache) {
     rsb_tc_init();
     rsb_thread_cache *t = calloc(1, sizeof *t);
-    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_cap[c];
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_batch[c];
     t->cache1 = cache + 1;
     (void)a;
     return t;
@@ -72,7 +72,8 @@ Test(thread_cache, refill_pop_push_flush_keep_the_room_count) {
     rsb_tc_drain(a, t, false);
     rsb_tc_check(a, t);
     cr_assert_null(t->head[cls]);
-    cr_assert_eq(t->room[cls], (int)cap);
+    cr_assert_null(t->spare[cls]);
+    cr_assert_eq(t->room[cls], (int)rsb_tc_batch[cls]);
     unit_check(a);
     rsb_core_trim(a);
     cr_assert_eq(unit_slabs(&a->pages, cls), 0, "everything went back");
@@ -84,8 +85,8 @@ Test(thread_cache, flushed_batches_come_back_whole) {
     rsb_allocator *a = unit_allocator(2, -1);
     rsb_thread_cache *t = new_tc(a, 0);
     unsigned cls = rsb_size_class(64), cap = rsb_tc_cap[cls];
-    void *p[64];
-    cr_assert_leq(cap + 1, 64);
+    void *p[256];
+    cr_assert_leq(cap + 1, 256);
     for (unsigned i = 0; i <= cap; i++) p[i] = tc_malloc(a, t, cls);
     for (unsigned i = 0; i <= cap; i++) tc_free(a, t, p[i]); /* the last one flushes */
     rsb_bin *bin = &a->caches[0].bins[cls];
@@ -93,11 +94,12 @@ Test(thread_cache, flushed_batches_come_back_whole) {
     void *first = bin->xfer[0];
     unsigned n = bin->xn[0];
     unit_check(a);
-    while (list_len(t, cls)) tc_malloc(a, t, cls); /* empty the thread's list */
+    while (t->head[cls] || t->spare[cls]) tc_malloc(a, t, cls); /* empty the thread's lists */
     void *q = tc_malloc(a, t, cls);                /* a refill */
     cr_assert_eq(q, first, "the refill took the flushed batch");
     cr_assert_eq(bin->nxfer, 0);
     cr_assert_eq(list_len(t, cls), n - 1);
+    cr_assert_eq(n, rsb_tc_batch[cls]);
     rsb_tc_check(a, t);
     unit_check(a);
 }
