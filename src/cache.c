@@ -5,6 +5,8 @@
  */
 #include "cache.h"
 
+uint8_t rsb_no_xfer;
+
 void rsb_caches_init(rsb_allocator *a, rsb_cache *caches, uint32_t n) {
     RSB_ASSERT(rsb_is_pow2(n) && n <= RSB_MAX_CACHES);
     for (uint32_t i = 0; i < n; i++) {
@@ -222,8 +224,8 @@ void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
     rsb_lock_acquire(&c->lock);
     rsb_bin *bin = &c->bins[cls];
-    if (bin->nxfer) { /* a whole batch a thread cache gave back */
-        unsigned i = --bin->nxfer;
+    if (RSB_XFER && rsb_bin_nxfer(bin)) { /* a whole batch a thread cache gave back */
+        unsigned i = --rsb_bin_nxfer(bin);
         *got = bin->xn[i];
         void *list = bin->xfer[i];
         rsb_lock_release(&c->lock);
@@ -243,6 +245,17 @@ void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigne
             cur_replace(bin, p);
             s = p;
         }
+    }
+    /* The cursor's whole free list, if it is no longer than the batch: its
+     * links are batch links already, so it moves in O(1) (its length is
+     * what the slab invariant leaves: carved minus used). */
+    uint32_t listed = (uint32_t)s->u.s.bump - s->u.s.used;
+    if (rsb_slab_has_free(s) && listed <= n) {
+        char *start = rsb_span_start(s);
+        list = rsb_slab_head_in(s, start);
+        rsb_slab_set_head_in(s, start, NULL);
+        s->u.s.used = (rsb_nblk)(s->u.s.used + listed);
+        k = listed;
     }
     while (k < n) {
         void **b = rsb_slab_pop(a->link_key, s);
@@ -320,9 +333,9 @@ static void sort_home(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, 
 void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, unsigned n) {
     rsb_bin *bin = &c->bins[cls];
     rsb_lock_acquire(&c->lock);
-    if (bin->nxfer < RSB_XFER && n > 0 && n <= 255) { /* kept whole for the next refill */
-        bin->xfer[bin->nxfer] = list;
-        bin->xn[bin->nxfer++] = (uint8_t)n;
+    if (RSB_XFER && rsb_bin_nxfer(bin) < RSB_XFER && n > 0 && n <= 255) { /* kept whole for the next refill */
+        bin->xfer[rsb_bin_nxfer(bin)] = list;
+        bin->xn[rsb_bin_nxfer(bin)++] = (uint8_t)n;
         RSB_EXPENSIVE(rsb_cache_check(a, c));
         rsb_lock_release(&c->lock);
         return;
@@ -341,9 +354,9 @@ void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cl
 static void xfer_empty(rsb_allocator *a, rsb_cache *c, rsb_chain *slots, rsb_span **release) {
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
-        while (bin->nxfer) {
-            bin->nxfer--;
-            sort_home(a, c, bin->xfer[bin->nxfer], k, slots, release);
+        while (RSB_XFER && rsb_bin_nxfer(bin)) {
+            rsb_bin_nxfer(bin)--;
+            sort_home(a, c, bin->xfer[rsb_bin_nxfer(bin)], k, slots, release);
         }
     }
 }
@@ -418,8 +431,8 @@ void rsb_cache_check(rsb_allocator *a, rsb_cache *c) {
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
         RSB_CHECK(bin->cur != NULL, "bin cursor is NULL");
-        RSB_CHECK(bin->nxfer <= RSB_XFER, "transfer slot count");
-        for (uint32_t x = 0; x < bin->nxfer; x++) {
+        RSB_CHECK(rsb_bin_nxfer(bin) <= RSB_XFER, "transfer slot count");
+        for (uint32_t x = 0; RSB_XFER && x < rsb_bin_nxfer(bin); x++) {
             unsigned n = 0;
             for (void **b = (void **)bin->xfer[x]; b; b = (void **)rsb_batch_link_get(a, b, k)) {
                 rsb_span *s = rsb_span_of(rsb_pages_chunk_of(&a->pages, b), b);

@@ -8,23 +8,26 @@ __thread uint8_t rsb_tc_warmup RSB_IE_TLS;
 uint8_t rsb_tc_cap[RSB_TC_CLASSES];
 uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 
-/* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
- * 2 blocks of each class up to 8 KiB, 1 up to RSB_TC_ONE_MAX (enough for a
- * malloc/free pair to take no lock), none above (a free goes straight back
- * to the shared cache).  At most ~160 KiB + ~360 KiB per thread if a thread
- * fills every class, usually far less. */
+/* Up to 8 KiB per class for classes up to 1 KiB (64 blocks of 16..128 B,
+ * at least 8), 4 blocks up to 4 KiB, 2 up to 8 KiB, 1 up to RSB_TC_ONE_MAX
+ * (enough for a malloc/free pair to take no lock), none above (a free goes
+ * straight back to the shared cache).  A batch, the unit of moves to and
+ * from the shared cache, is half of that.  If a thread filled every class
+ * it would hold ~190 KiB below 1 KiB and ~400 KiB above; usually far less. */
 #define RSB_TC_ONE_MAX 65536
 void rsb_tc_init(void) {
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
-        unsigned size = rsb_class_size[c], cap = 4096 / size;
+        unsigned size = rsb_class_size[c], cap = 8192 / size;
         if (size > RSB_TC_ONE_MAX)
             cap = 0;
         else if (size > 8192)
             cap = 1;
-        else if (size > 1024)
+        else if (size > 4096)
             cap = 2;
-        else if (cap < 4)
+        else if (size > 1024)
             cap = 4;
+        else if (cap < 8)
+            cap = 8;
         else if (cap > 64)
             cap = 64;
         rsb_tc_cap[c] = (uint8_t)cap;
