@@ -71,30 +71,37 @@ static void *sys_mremap(void *old, size_t old_len, size_t new_len, int flags, vo
 }
 #endif
 
-static void *raw_map(size_t size) {
-    void *p = sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+/* MAP_NORESERVE: address space only (the kernel's heuristic overcommit
+ * then never refuses); without it the mapping is charged and may be
+ * refused, which is what a user block needs. */
+static void *raw_map(size_t size, int extra) {
+    void *p = sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-void *rsb_os_map(size_t size, size_t align, size_t offset) {
+static void *map_aligned(size_t size, size_t align, size_t offset, int extra);
+
+void *rsb_os_map(size_t size, size_t align, size_t offset) { return map_aligned(size, align, offset, MAP_NORESERVE); }
+void *rsb_os_map_block(size_t size, size_t align, size_t offset) { return map_aligned(size, align, offset, 0); }
+
+static void *map_aligned(size_t size, size_t align, size_t offset, int extra) {
     int saved = errno;
     void *res = NULL;
     if (injected_failure()) goto out;
     if (align <= rsb_os_page && offset == 0) {
-        res = raw_map(size);
+        res = raw_map(size, extra);
         goto out;
     }
     /* Over-map by align, then trim the head and the tail.  Try the exact size
      * first: the kernel often hands out an address that already fits. */
-    void *p = raw_map(size);
+    void *p = raw_map(size, extra);
     if (p && (((uintptr_t)p + offset) & (align - 1)) == 0) {
         res = p;
         goto out;
     }
     if (p) sys_munmap(p, size);
     if (size > SIZE_MAX - align) goto out;
-    char *raw = raw_map(size + align);
+    char *raw = raw_map(size + align, extra);
     if (!raw) goto out;
     uintptr_t start = (((uintptr_t)raw + offset + align - 1) & ~(uintptr_t)(align - 1)) - offset;
     if (start < (uintptr_t)raw) start += align;

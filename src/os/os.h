@@ -29,6 +29,11 @@ extern size_t rsb_os_page;
  * >= the OS page).  If offset_from_align is nonzero the returned address p
  * satisfies (p + offset_from_align) % align == 0 instead.  NULL on failure. */
 void *rsb_os_map(size_t size, size_t align, size_t offset_from_align);
+/* The same for the memory of one block (huge blocks): counted against the
+ * system's commit limit, so that a size the system cannot back fails here
+ * (ENOMEM for malloc) instead of killing the program on first touch.
+ * rsb_os_map only reserves address space (chunks, metadata). */
+void *rsb_os_map_block(size_t size, size_t align, size_t offset_from_align);
 /* Unmap a range obtained from rsb_os_map (or part of one). */
 void rsb_os_unmap(void *p, size_t size);
 /* Tell the OS the contents are not needed: RSS drops now, reads give zero.

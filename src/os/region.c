@@ -20,6 +20,9 @@ void *rsb_os_map(size_t size, size_t align, size_t offset_from_align) {
     (void)size, (void)align, (void)offset_from_align;
     return NULL;
 }
+void *rsb_os_map_block(size_t size, size_t align, size_t offset_from_align) {
+    return rsb_os_map(size, align, offset_from_align);
+}
 void rsb_os_unmap(void *p, size_t size) { (void)p, (void)size; }
 bool rsb_os_purge(void *p, size_t size) {
     (void)p, (void)size;

@@ -96,6 +96,8 @@ static rsb_huge *resize(rsb_pages *pg, rsb_huge *h, size_t map) {
         rsb_os_unmap((char *)h + map, old - map);
     } else if (map > old && !rsb_os_remap_inplace(h, old, map)) {
         if (h->offset == RSB_CHUNK_SIZE) return NULL; /* alignment above a chunk: the caller copies */
+        /* The target is only address space: mremap moves h's pages, with
+         * their accounting, over it. */
         rsb_huge *n = rsb_os_map(map, RSB_CHUNK_SIZE, 0);
         if (!n) return NULL;
         /* Register the new address before moving, and forget h's entry while
@@ -175,7 +177,8 @@ void *rsb_huge_alloc(rsb_pages *pg, size_t size, size_t align, bool *zero) {
         return rsb_huge_block(h);
     }
 fresh:
-    h = align > RSB_CHUNK_SIZE ? rsb_os_map(need, align, RSB_CHUNK_SIZE) : rsb_os_map(need, RSB_CHUNK_SIZE, 0);
+    h = align > RSB_CHUNK_SIZE ? rsb_os_map_block(need, align, RSB_CHUNK_SIZE)
+                               : rsb_os_map_block(need, RSB_CHUNK_SIZE, 0);
     if (!h) return NULL;
     if (!rsb_registry_set((uintptr_t)h, RSB_HDR_HUGE)) {
         rsb_os_unmap(h, need);

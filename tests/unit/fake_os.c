@@ -52,6 +52,11 @@ void *rsb_os_map(size_t size, size_t align, size_t offset) {
     return (void *)start;
 }
 
+void *rsb_os_map_block(size_t size, size_t align, size_t offset) {
+    fake.block_maps++;
+    return rsb_os_map(size, align, offset);
+}
+
 void rsb_os_unmap(void *p, size_t size) {
     fake.unmaps++;
     fake.mapped_bytes -= size;
