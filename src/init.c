@@ -111,6 +111,41 @@ __attribute__((constructor)) static void rsb_constructor(void) {
     if (rsb_opt.verbose) verbose_report();
 }
 
+/* The report goes to stderr, or to RSBMALLOC_STATS_FILE (for programs
+ * that close stderr before they exit); "%p" in the path is the pid. */
+static void stats_at_exit(void) {
+    if (!rsb_opt.stats_file[0]) {
+        rsb_stats_report(&rsb_global, 2);
+        return;
+    }
+    char path[sizeof rsb_opt.stats_file + 24];
+    size_t n = 0;
+    for (const char *s = rsb_opt.stats_file; *s && n + 21 < sizeof path; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            rsb_buf b;
+            b.len = 0;
+            rsb_buf_dec(&b, rsb_os_pid());
+            for (size_t i = 0; i < b.len; i++) path[n++] = b.data[i];
+            s++;
+        } else {
+            path[n++] = *s;
+        }
+    }
+    path[n] = 0;
+    int fd = rsb_os_open_report(path);
+    if (fd < 0) {
+        rsb_buf b;
+        b.len = 0;
+        rsb_buf_str(&b, "rsbmalloc: warning: cannot write the statistics to ");
+        rsb_buf_str(&b, path);
+        rsb_buf_str(&b, "\n");
+        rsb_buf_flush(&b, 2);
+        return;
+    }
+    rsb_stats_report(&rsb_global, fd);
+    rsb_os_close(fd);
+}
+
 __attribute__((destructor)) static void rsb_destructor(void) {
-    if (rsb_opt.stats) rsb_stats_report(&rsb_global, 2);
+    if (rsb_opt.stats) stats_at_exit();
 }

@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <linux/futex.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
@@ -276,6 +277,21 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
 }
 
 void rsb_os_abort(void) { abort(); }
+
+int rsb_os_open_report(const char *path) {
+    int saved = errno;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = saved;
+    return fd;
+}
+
+void rsb_os_close(int fd) {
+    int saved = errno;
+    syscall(SYS_close, fd);
+    errno = saved;
+}
+
+unsigned long rsb_os_pid(void) { return (unsigned long)syscall(SYS_getpid); }
 
 extern char **environ;
 

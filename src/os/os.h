@@ -60,6 +60,11 @@ void rsb_os_wake(uint32_t *word);
  * panic hook. */
 void rsb_os_write_fd(int fd, const char *s, size_t n);
 void rsb_os_abort(void) __attribute__((noreturn));
+/* A file for a report: created or truncated, write only; -1 if it cannot
+ * be.  rsb_os_close when done. */
+int rsb_os_open_report(const char *path);
+void rsb_os_close(int fd);
+unsigned long rsb_os_pid(void);
 /* Environment lookup without allocating; NULL if unset or not yet known. */
 const char *rsb_os_getenv(const char *name);
 

@@ -97,6 +97,13 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
     panic_msg[panic_len] = 0;
 }
 
+int rsb_os_open_report(const char *path) {
+    (void)path;
+    return -1;
+}
+void rsb_os_close(int fd) { (void)fd; }
+unsigned long rsb_os_pid(void) { return 0; }
+
 void rsb_os_abort(void) {
     if (panic_hook) panic_hook(panic_msg);
     __builtin_trap();

@@ -22,6 +22,16 @@ reject "SHOW_STATS is not an unknown option" "unknown rsbmalloc option" "$out"
 out=$(RSBMALLOC_STATS=maybe run true)
 expect "STATS=maybe warns" "rsbmalloc: warning: RSBMALLOC_STATS=maybe" "$out"
 
+# A file destination, for programs that close stderr before they exit.
+sf=$(mktemp -d)
+out=$(RSBMALLOC_STATS_FILE="$sf/stats.%p" run sh -c 'exec 2>&-; exec ls /')
+files=$(ls "$sf")
+if [ -n "$files" ] && grep -q "rsbmalloc statistics" "$sf"/stats.*; then echo "ok   STATS_FILE: ls with stderr closed wrote $files"; else echo "FAIL STATS_FILE: no report in $sf ($files)"; fail=1; fi
+case $files in stats.[0-9]*) echo "ok   STATS_FILE: %p became the pid" ;; *) echo "FAIL STATS_FILE: %p not expanded: $files"; fail=1 ;; esac
+out=$(RSBMALLOC_STATS_FILE=/nonexistent/dir/x run true)
+expect "STATS_FILE in a missing directory warns" "cannot write the statistics to /nonexistent/dir/x" "$out"
+rm -rf "$sf"
+
 out=$(RSBMALLOC_VERBOSE=yes run true)
 expect "VERBOSE=yes reports start-up" "rsbmalloc: ready: [0-9]+ caches" "$out"
 out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_CACHES=4 run true)

@@ -118,3 +118,9 @@ bool rsb_os_on_thread_exit(void *arg) {
     return false;
 }
 void rsb_os_atfork(void (*a)(void), void (*b)(void), void (*c)(void)) { (void)a, (void)b, (void)c; }
+int rsb_os_open_report(const char *path) {
+    (void)path;
+    return -1;
+}
+void rsb_os_close(int fd) { (void)fd; }
+unsigned long rsb_os_pid(void) { return 1; }
