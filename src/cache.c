@@ -7,6 +7,8 @@
 
 uint8_t rsb_no_xfer;
 
+static void scrub_tick(rsb_allocator *a, rsb_cache *c);
+
 void rsb_caches_init(rsb_allocator *a, rsb_cache *caches, uint32_t n) {
     RSB_ASSERT(rsb_is_pow2(n) && n <= RSB_MAX_CACHES);
     for (uint32_t i = 0; i < n; i++) {
@@ -61,6 +63,7 @@ static bool slab_put(rsb_allocator *a, rsb_cache *c, rsb_span *s, void **b) {
     rsb_slab_push(a->link_key, s, b);
     RSB_ASSERT(s->u.s.used > 0);
     s->u.s.used--;
+    s->flags |= RSB_SF_RETURNED;
     if (likely((s->flags & RSB_SF_IN_BIN) && s->u.s.used != 0)) return false;
     return slab_settle(c, s);
 }
@@ -116,6 +119,7 @@ void rsb_remote_free(rsb_allocator *a, rsb_span *s, void **b) { rsb_remote_free_
 void rsb_cache_free_locked(rsb_allocator *a, rsb_cache *c, rsb_span *s, void **b) {
     rsb_lock_acquire(&c->lock);
     bool release = slab_put(a, c, s, b);
+    scrub_tick(a, c);
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
     if (release) release_one(a, s);
@@ -123,6 +127,7 @@ void rsb_cache_free_locked(rsb_allocator *a, rsb_cache *c, rsb_span *s, void **b
 
 void rsb_cache_free_settle(rsb_allocator *a, rsb_cache *c, rsb_span *s) {
     bool release = slab_settle(c, s); /* the fast path pushed and counted */
+    scrub_tick(a, c);
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
     if (release) release_one(a, s);
@@ -168,6 +173,10 @@ void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
     for (;;) {
         s = bin->cur;
         if (rsb_slab_has_free(s)) break;
+        if (rsb_slab_parked(s)) { /* blocks on pages given back come first */
+            rsb_slab_unpark(a->link_key, s);
+            continue;
+        }
         if (s->u.s.bump < rsb_slab_capacity(s)) {
             rsb_slab_carve(a->link_key, s);
             break;
@@ -249,7 +258,8 @@ void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigne
     /* The cursor's whole free list, if it is no longer than the batch: its
      * links are batch links already, so it moves in O(1) (its length is
      * what the slab invariant leaves: carved minus used). */
-    uint32_t listed = (uint32_t)s->u.s.bump - s->u.s.used;
+    if (!rsb_slab_has_free(s) && rsb_slab_parked(s)) rsb_slab_unpark(a->link_key, s);
+    uint32_t listed = (uint32_t)s->u.s.bump - s->u.s.used - rsb_slab_parked(s);
     if (rsb_slab_has_free(s) && listed <= n) {
         char *start = rsb_span_start(s);
         list = rsb_slab_head_in(s, start);
@@ -259,6 +269,10 @@ void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigne
     }
     while (k < n) {
         void **b = rsb_slab_pop(a->link_key, s);
+        if (!b && rsb_slab_parked(s)) { /* parked blocks before never-used ones */
+            rsb_slab_unpark(a->link_key, s);
+            continue;
+        }
         if (!b) { /* uncarved space: link the blocks straight into the batch */
             k += rsb_slab_carve_list(a->link_key, s, n - k, &list);
             break; /* the free list is empty and n is reached or the slab full */
@@ -344,6 +358,7 @@ void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cl
     rsb_chain slots[RSB_SORT_SLOTS];
     for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) slots[i].owner1 = 0;
     sort_home(a, c, list, cls, slots, &release);
+    scrub_tick(a, c);
     RSB_EXPENSIVE(rsb_cache_check(a, c));
     rsb_lock_release(&c->lock);
     for (unsigned i = 0; i < RSB_SORT_SLOTS; i++) chain_send(a, &slots[i]);
@@ -359,6 +374,85 @@ static void xfer_empty(rsb_allocator *a, rsb_cache *c, rsb_chain *slots, rsb_spa
             sort_home(a, c, bin->xfer[rsb_bin_nxfer(bin)], k, slots, release);
         }
     }
+}
+
+/* --- giving back the free pages inside slabs ------------------------------------------- */
+
+/* One pass over c's slabs (lock held).  With `all` every slab is scrubbed;
+ * otherwise only slabs that got blocks back two passes ago and none since
+ * (RETURNED, then AGING): a slab still in use by a burst of frees and
+ * allocations is left alone, as free spans wait for the purge delay.  The
+ * cursors are left alone too unless `all`. */
+static size_t scrub_pass(rsb_allocator *a, rsb_cache *c, bool all, rsb_span **release) {
+    size_t given = 0;
+    for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
+        rsb_bin *bin = &c->bins[k];
+        rsb_span *cur = bin->cur;
+        if (cur != &rsb_empty_span) {
+            uint8_t f = cur->flags;
+            if (all) {
+                given += rsb_slab_scrub(a->link_key, cur);
+            } else if (f & RSB_SF_RETURNED) {
+                cur->flags = (uint8_t)((f & ~RSB_SF_RETURNED) | RSB_SF_AGING);
+            } else if (!(f & RSB_SF_AGING)) {
+                cur->flags = (uint8_t)(f | RSB_SF_AGING);
+            } else if (cur->u.s.used == 0 && release) { /* empty and idle for a pass: back to the pages */
+                cur_leave(bin);
+                cur->flags &= (uint8_t)~RSB_SF_AGING;
+                rsb_span_set_next(cur, *release);
+                *release = cur;
+                if (bin->partial) {
+                    bin->cur = bin->partial;
+                    partial_remove(bin, bin->cur);
+                } else {
+                    bin->cur = &rsb_empty_span;
+                }
+            } else { /* idle for a pass: its free OS pages go */
+                cur->flags = (uint8_t)(f & ~RSB_SF_AGING);
+                given += rsb_slab_scrub(a->link_key, cur);
+            }
+        }
+        for (rsb_span *s = bin->partial; s; s = rsb_span_next(s)) {
+            uint8_t f = s->flags;
+            if (all) {
+                s->flags = (uint8_t)(f & ~(RSB_SF_RETURNED | RSB_SF_AGING));
+                given += rsb_slab_scrub(a->link_key, s);
+            } else if (f & RSB_SF_RETURNED) {
+                s->flags = (uint8_t)((f & ~RSB_SF_RETURNED) | RSB_SF_AGING);
+            } else if (f & RSB_SF_AGING) {
+                s->flags = (uint8_t)(f & ~RSB_SF_AGING);
+                given += rsb_slab_scrub(a->link_key, s);
+            }
+        }
+    }
+    RSB_EXPENSIVE(rsb_cache_check(a, c));
+    return given;
+}
+
+/* Called on the slow paths with c's lock held: once per purge delay (the
+ * clock is read once per 64 calls), a scrub pass. */
+static void scrub_tick(rsb_allocator *a, rsb_cache *c) {
+    if (!RSB_SLAB_SCRUB || (++c->ticks & 63) != 0) return;
+    int32_t delay = a->pages.purge_delay_ms;
+    if (delay < 0) return;
+    uint32_t now = (uint32_t)rsb_os_now_ms();
+    if (now - c->scrub_ms < (uint32_t)delay) return;
+    c->scrub_ms = now;
+    scrub_pass(a, c, false, NULL);
+}
+
+size_t rsb_caches_scrub(rsb_allocator *a, bool all) {
+    size_t given = 0;
+    for (uint32_t i = 0; i < a->ncaches; i++) {
+        rsb_cache *c = &a->caches[i];
+        rsb_span *release = NULL;
+        rsb_lock_acquire(&c->lock);
+        given += scrub_pass(a, c, all, &release);
+        c->scrub_ms = (uint32_t)rsb_os_now_ms();
+        rsb_lock_release(&c->lock);
+        release_slabs(a, release);
+    }
+    return given;
 }
 
 /* --- whole-cache operations --------------------------------------------------------- */

@@ -13,9 +13,11 @@
  * comes home (producer/consumer programs stay bounded).  Thread caches in
  * front hold blocks of any owner and sort them home when they flush.
  *
- * Locks: no system call is made, and the page lock is never taken, while a
- * cache lock is held; the only nesting is rsb_lock_all (every cache lock in
- * index order, then the page lock), for fork and statistics.
+ * Locks: the page lock is never taken while a cache lock is held, but by
+ * rsb_lock_all (every cache lock in index order, then the page lock), for
+ * fork and statistics; no system call is made under a cache lock but a
+ * slab scrub's madvise (rsb_slab_scrub: the slab must not be released and
+ * reused meanwhile; once per purge delay at most).
  */
 #ifndef RSB_CACHE_H
 #define RSB_CACHE_H
@@ -42,7 +44,8 @@
  *     block or uncarved space; each has RSB_SF_IN_BIN set (so does cur);
  *   - a slab with neither (full) is on no list and has RSB_SF_IN_BIN clear;
  *   - no slab on partial has used == 0: an emptied slab other than cur goes
- *     back to the page allocator (after the cache lock is dropped). */
+ *     back to the page allocator (after the cache lock is dropped);
+ *   - a slab's RETURNED/AGING flags drive the scrub passes (scrub_pass). */
 typedef struct rsb_bin {
     rsb_span *cur;
     rsb_span *partial;
@@ -60,6 +63,8 @@ typedef struct rsb_cache {
     rsb_lock lock;
     uint32_t index;              /* its place in the allocator's array */
     uint64_t nmalloc;            /* blocks handed out by the slow paths (stats) */
+    uint32_t ticks;              /* slow-path calls: the clock is read once per 64 */
+    uint32_t scrub_ms;           /* when the last scrub pass ran (cache.c) */
     rsb_bin bins[RSB_NUM_CLASSES];
     /* Blocks of this cache's slabs freed by other caches' threads, linked
      * through their first word; pushed with a CAS, taken whole with an
@@ -146,6 +151,7 @@ RSB_INLINE void rsb_cache_free(rsb_allocator *a, rsb_cache *c, rsb_span *s, void
     rsb_slab_push(a->link_key, s, b);
     RSB_ASSERT(s->u.s.used > 0);
     uint32_t used = --s->u.s.used;
+    s->flags |= RSB_SF_RETURNED;
     if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
         rsb_cache_free_settle(a, c, s);
         return;
@@ -155,6 +161,10 @@ RSB_INLINE void rsb_cache_free(rsb_allocator *a, rsb_cache *c, rsb_span *s, void
 
 /* --- whole-cache operations ------------------------------------------------------ */
 
+/* Give back the OS pages inside slabs that hold no block in use: of every
+ * slab (`all`: trim), or of slabs left alone since the last pass (the
+ * background purge).  Returns the bytes given back. */
+size_t rsb_caches_scrub(rsb_allocator *a, bool all);
 /* Sort every transfer slot's blocks home (trim). */
 void rsb_caches_flush_xfer(rsb_allocator *a);
 /* Drain every cache's remote frees (trim, stats). */

@@ -5,6 +5,8 @@
  */
 #include "entry.h"
 
+#include "options.h"
+#include "purge.h"
 #include "stats.h"
 
 static inline void *junk_new(const rsb_allocator *a, void *p, size_t size) {
@@ -23,6 +25,7 @@ static void *small_alloc(rsb_allocator *a, unsigned cls) {
 
 void *rsb_entry_malloc_slow(size_t size) {
     rsb_allocator *a = rsb_global_get();
+    if (unlikely(rsb_opt.background_purge)) rsb_bg_ensure(a); /* again after a fork */
     rsb_track_enter();
     void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
     junk_new(a, p, size);

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os/os.h"
 #include "page/huge.h"
+#include "purge.h"
 #include "stats.h"
 #include "thread_cache.h"
 
@@ -72,6 +73,7 @@ static void atfork_child(void) {
     rsb_allocator *a = &rsb_global;
     rsb_lock_reset(&a->pages.lock);
     for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_reset(&a->caches[i].lock);
+    rsb_bg_forget(); /* started again on the child's first slow path */
 }
 
 static void verbose_report(void) {
@@ -91,6 +93,8 @@ static void verbose_report(void) {
     rsb_buf_str(&b, rsb_opt.stats ? "on" : "off");
     rsb_buf_str(&b, ", junk ");
     rsb_buf_str(&b, rsb_opt.junk ? "on" : "off");
+    rsb_buf_str(&b, ", background purge ");
+    rsb_buf_str(&b, rsb_opt.background_purge ? "on" : "off");
     rsb_buf_str(&b, "\n");
     rsb_buf_flush(&b, 2);
 }
@@ -108,6 +112,7 @@ __attribute__((constructor)) static void rsb_constructor(void) {
         __atomic_store_n(&rsb_global.fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     }
     rsb_os_atfork(atfork_prepare, atfork_parent, atfork_child);
+    if (rsb_opt.background_purge) rsb_bg_ensure(&rsb_global);
     if (rsb_opt.verbose) verbose_report();
 }
 
@@ -147,5 +152,6 @@ static void stats_at_exit(void) {
 }
 
 __attribute__((destructor)) static void rsb_destructor(void) {
+    rsb_bg_stop();
     if (rsb_opt.stats) stats_at_exit();
 }

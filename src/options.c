@@ -94,6 +94,9 @@ bool rsb_options_load(void) {
         } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.verbose = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_BACKGROUND_PURGE", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.background_purge = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
         } else if (prefix_eq(e, "RSBMALLOC_JUNK", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.junk = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");

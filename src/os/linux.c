@@ -320,6 +320,31 @@ bool rsb_os_thread_exit_init(void (*fn)(void *arg)) {
 
 bool rsb_os_on_thread_exit(void *arg) { return exit_key_ok && pthread_setspecific(exit_key, arg) == 0; }
 
+static pthread_t own_thread;
+static void (*own_fn)(void *);
+static void *own_arg;
+
+static void *own_main(void *unused) {
+    (void)unused;
+    own_fn(own_arg);
+    return NULL;
+}
+
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    own_fn = fn;
+    own_arg = arg;
+    return pthread_create(&own_thread, NULL, own_main, NULL) == 0;
+}
+
+void rsb_os_thread_join(void) { pthread_join(own_thread, NULL); }
+
+void rsb_os_sleep_ms(uint32_t ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    int saved = errno;
+    syscall(SYS_nanosleep, &ts, NULL);
+    errno = saved;
+}
+
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     pthread_atfork(prepare, parent, child);
 }

@@ -72,6 +72,11 @@ const char *rsb_os_getenv(const char *name);
  * rsb_os_thread_exit_init(fn) once at start-up; false if unavailable. */
 bool rsb_os_thread_exit_init(void (*fn)(void *arg));
 bool rsb_os_on_thread_exit(void *arg);
+/* A thread of the library's own (the background purge): started running
+ * fn(arg); false if it cannot be.  rsb_os_thread_join waits for it to end. */
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg);
+void rsb_os_thread_join(void);
+void rsb_os_sleep_ms(uint32_t ms);
 /* fork(): prepare runs in the parent before, parent/child after.  May
  * allocate: call only once the allocator is ready. */
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));

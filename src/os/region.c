@@ -57,6 +57,12 @@ bool rsb_os_on_thread_exit(void *arg) {
     (void)arg;
     return false;
 }
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    (void)fn, (void)arg;
+    return false;
+}
+void rsb_os_thread_join(void) {}
+void rsb_os_sleep_ms(uint32_t ms) { (void)ms; }
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     (void)prepare, (void)parent, (void)child;
 }

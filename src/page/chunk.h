@@ -32,6 +32,9 @@ enum rsb_span_flags {
     RSB_SF_DIRTY = 2,  /* FREE: some page may be resident (not purged yet)     */
     RSB_SF_STALE = 4,  /* FREE: not on the dirty list, yet not known to be zero */
     RSB_SF_SPARE = 8,  /* RUN: freed, kept whole as a spare page run           */
+    /* SLAB (the bits FREE and RUN use mean this for a slab): */
+    RSB_SF_RETURNED = 2, /* SLAB: blocks came back since the last scrub pass    */
+    RSB_SF_AGING = 4,    /* SLAB: ... and none in the pass before: scrub it next  */
 };
 
 typedef struct rsb_span rsb_span;

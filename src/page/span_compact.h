@@ -90,6 +90,12 @@ RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, ui
 }
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return rsb_class_size[s->cls]; }
 RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return rsb_class_blocks[s->cls]; }
+/* No OS to give pages back to: nothing is ever parked or purged. */
+#define RSB_SLAB_SCRUB 0
+RSB_INLINE uint32_t rsb_slab_parked(const rsb_span *s) { (void)s; return 0; }
+RSB_INLINE void rsb_slab_set_parked(rsb_span *s, uint32_t n) { (void)s, (void)n; }
+RSB_INLINE uint32_t rsb_slab_purged(const rsb_span *s, uint32_t i) { (void)s, (void)i; return 0; }
+RSB_INLINE void rsb_slab_set_purged(rsb_span *s, uint32_t i, uint32_t bits) { (void)s, (void)i, (void)bits; }
 /* The free-list head, stored as (offset from the slab's start) / RSB_ALIGN
  * + 1, 0 for none.  start is rsb_span_start(s), computed once by the caller
  * (and only when the slab has a free block: the empty-bin sentinel has no

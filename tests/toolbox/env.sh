@@ -66,4 +66,15 @@ read -r full freed later < <(rss "$(run "$probe" purge)")
 if [ "$later" -lt $((full - 50000)) ]; then echo "ok   default delay purges later ($full -> $freed -> $later KiB)"; else echo "FAIL default delay: $full -> $freed -> $later KiB"; fail=1; fi
 read -r full freed later < <(rss "$(RSBMALLOC_PURGE_DELAY_MS=-1 run "$probe" purge)")
 if [ "$later" -gt $((full - 20000)) ]; then echo "ok   delay -1 never purges ($full -> $later KiB)"; else echo "FAIL delay -1: $full -> $later KiB"; fail=1; fi
+# Memory freed by a program that then goes idle: returned within a second
+# by the opt-in background purge, with no allocator call; kept without it.
+idle() { sed -E 's/.*full ([0-9]+) freed ([0-9]+) idle ([0-9]+).*/\1 \2 \3/' <<<"$1"; }
+read -r full freed later < <(idle "$(RSBMALLOC_BACKGROUND_PURGE=1 run "$probe" idle)")
+if [ "$later" -lt $((full / 4)) ]; then echo "ok   BACKGROUND_PURGE=1 returns idle memory ($full -> $freed -> $later KiB)"; else echo "FAIL BACKGROUND_PURGE=1: $full -> $freed -> $later KiB"; fail=1; fi
+read -r full freed later < <(idle "$(run "$probe" idle)")
+if [ "$later" -gt $((full / 2)) ]; then echo "ok   without it an idle program keeps its memory ($full -> $later KiB)"; else echo "FAIL no background purge, yet $full -> $later KiB"; fail=1; fi
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_BACKGROUND_PURGE=1 run true)
+expect "BACKGROUND_PURGE=1 shows in the start-up report" "background purge on" "$out"
+out=$(RSBMALLOC_BACKGROUND_PURGE=sure run true)
+expect "BACKGROUND_PURGE=sure warns" "warning: RSBMALLOC_BACKGROUND_PURGE=sure" "$out"
 exit $fail

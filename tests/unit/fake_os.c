@@ -124,3 +124,9 @@ int rsb_os_open_report(const char *path) {
 }
 void rsb_os_close(int fd) { (void)fd; }
 unsigned long rsb_os_pid(void) { return 1; }
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    (void)fn, (void)arg;
+    return false;
+}
+void rsb_os_thread_join(void) {}
+void rsb_os_sleep_ms(uint32_t ms) { fake.now_ms += ms; }
