@@ -87,18 +87,21 @@ MODES = {
     "full": {"reps": 5, "min_time": 0.3, "filter": None, "prog_warmup": True,
              "callgrind_n": 200000, "callgrind_patterns": ("32", "mixed", "ring"),
              "allocators": None, "shape_scale": 1.0, "shape_filter": None,
-             "scale": {"python3": 40000, "sqlite3": 150000, "gcc": 100, "lua": 120000}},
+             "scale": {"python3": 40000, "sqlite3": 150000, "gcc": 100, "lua": 120000},
+             "pgbench": {"scale": 10, "seconds": 20, "reps": 3}},
     "quick": {"reps": 5, "min_time": 0.05, "filter": QUICK_FILTER, "prog_warmup": False,
               "callgrind_n": 50000, "callgrind_patterns": ("32", "ring"),
               # fragmentation sleeps 1 s per run: 3 repetitions keep --quick short
               "rep_limits": [(r"^fragmentation/", 3)],
               "shape_scale": 0.25, "shape_filter": QUICK_SHAPES, "shape_reps": 3,
               "allocators": ["glibc", "jemalloc", "mimalloc", "tcmalloc", "rsbmalloc"],
-              "scale": {"python3": 8000, "sqlite3": 30000, "gcc": 16, "lua": 30000}},
+              "scale": {"python3": 8000, "sqlite3": 30000, "gcc": 16, "lua": 30000},
+              "pgbench": {"scale": 4, "seconds": 5, "reps": 1}},
     "smoke": {"reps": 1, "min_time": 0.001, "filter": None, "prog_warmup": False,
               "callgrind_n": 1000, "callgrind_patterns": ("32", "ring"), "allocators": None,
               "shape_scale": "smoke", "shape_filter": None,
-              "scale": {"python3": 200, "sqlite3": 200, "gcc": 2, "lua": 200}},
+              "scale": {"python3": 200, "sqlite3": 200, "gcc": 2, "lua": 200},
+              "pgbench": None},
 }
 
 # Environment variables that tune one of the allocators: stripped from the
@@ -680,6 +683,97 @@ def run_programs(args, mode, allocs, env, results, workdir):
         log("programs %s %s" % (label, "; ".join(summary) if summary else "done (not counted)"))
 
 
+# ---- PostgreSQL under pgbench -------------------------------------------------
+
+def server_rss(pid):
+    """Sum of the RSS of a process and its descendants (bytes), from /proc."""
+    kids = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            st = (d / "stat").read_text()
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+            kids.setdefault(ppid, []).append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += kids.get(p, [])
+        try:
+            for line in Path("/proc/%d/status" % p).read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def run_pgbench(args, mode, allocs, env, results, workdir):
+    """A PostgreSQL server (scripts/pg-server, LD_PRELOAD on the postmaster)
+    under pgbench, read-only (-S) and TPC-B, 8 clients; one fresh server per
+    allocator and repetition, allocators rotated.  Recorded as whole-program
+    rows: time = seconds per 10,000 transactions, max RSS = the server's RSS
+    (postmaster and backends, summed) at the end of the TPC-B run."""
+    cfg = mode.get("pgbench")
+    pg_server = ROOT / "scripts" / "pg-server"
+    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    if not cfg or not Path(pgbench).exists():
+        log("pgbench: not in this mode, or PostgreSQL not installed; skipping")
+        return
+    allocs = [a for a in allocs if a["kind"] != "linked"]
+    progs = results["programs"]
+    spec = results.setdefault("programs_spec", {})
+    for name, flag in (("pgbench-select", ["-S"]), ("pgbench-tpcb", [])):
+        spec[name] = {"command": "pgbench %s -c 8 -j 2 -T %d (scale %d)" % (" ".join(flag), cfg["seconds"], cfg["scale"]),
+                      "what": "PostgreSQL 15, %s, 8 clients, %d s, scale %d; time per 10,000 transactions" %
+                              ("select-only" if flag else "TPC-B", cfg["seconds"], cfg["scale"]),
+                      "env": {}}
+    log("pgbench: %d allocators x %d repetitions, %d s per run" % (len(allocs), cfg["reps"], cfg["seconds"]))
+    for rnd in range(cfg["reps"]):
+        order = allocs[rnd % len(allocs):] + allocs[:rnd % len(allocs)]
+        line = []
+        for a in order:
+            d = Path(tempfile.mkdtemp(prefix="rsbpg-", dir="/tmp"))
+            os.chmod(d, 0o755)
+            r = run(["bash", str(pg_server), "start", str(d), a["lib"] or ""], capture_output=True, env=env)
+            if r.returncode != 0:
+                die("pgbench: the server did not start under %s: %s" % (a["name"], r.stderr[-500:]))
+            pgenv = dict(env)
+            for l in r.stdout.splitlines():
+                m = re.match(r"^(?:export )?(PG\w+)=(.*)$", l.strip())
+                if m:
+                    pgenv[m.group(1)] = m.group(2).strip("'\"")
+            try:
+                ri = run([pgbench, "-i", "-q", "-s", str(cfg["scale"])], capture_output=True, env=pgenv)
+                if ri.returncode != 0:
+                    die("pgbench -i failed under %s: %s" % (a["name"], ri.stderr[-500:]))
+                for name, flag in (("pgbench-select", ["-S"]), ("pgbench-tpcb", [])):
+                    rr = run([pgbench] + flag + ["-c", "8", "-j", "2", "-T", str(cfg["seconds"]), "-n"],
+                             capture_output=True, env=pgenv)
+                    m = re.search(r"number of transactions actually processed: (\d+)", rr.stdout)
+                    rec = progs.setdefault(name, {}).setdefault(
+                        a["name"], {"time_s": [], "max_rss": [], "user_s": [], "sys_s": [], "errors": []})
+                    if rr.returncode != 0 or not m or int(m.group(1)) == 0:
+                        rec["errors"].append("pgbench failed: %s" % rr.stderr[-200:])
+                        for k in ("time_s", "max_rss", "user_s", "sys_s"):
+                            rec[k].append(None)
+                        continue
+                    n = int(m.group(1))
+                    rec["time_s"].append(cfg["seconds"] * 10000.0 / n)
+                    rec["max_rss"].append(server_rss(int(pgenv.get("PG_SERVER_PID", "0"))))
+                    rec["user_s"].append(None)
+                    rec["sys_s"].append(None)
+                    line.append("%s %s=%d tps" % (name, a["name"], n // cfg["seconds"]))
+            finally:
+                st = run(["bash", str(pg_server), "stop", str(d)], capture_output=True, env=env)
+                shutil.rmtree(d, ignore_errors=True)
+                if st.returncode != 0:
+                    die("pgbench: the server under %s logged errors: %s" % (a["name"], st.stdout[-500:]))
+        log("pgbench rep %d/%d: %s" % (rnd + 1, cfg["reps"], "; ".join(line)))
+
+
 # ---- callgrind ---------------------------------------------------------------
 
 def callgrind_one(cmd, env, outfile):
@@ -830,6 +924,7 @@ def main():
         run_shapes(args, mode, allocs, found, env, results)
     if "programs" in parts:
         run_programs(args, mode, allocs, env, results, workdir)
+        run_pgbench(args, mode, allocs, env, results, workdir)
     if "callgrind" in parts:
         run_callgrind(args, mode, allocs, found, env, results, workdir)
     machine["loadavg_end"] = os.getloadavg()[0]
