@@ -103,11 +103,11 @@ int bm_main(void (*put_fn)(const char *s)) {
     rsb_heap_stats_t st;
     rsb_heap_stats(rsb_heap_init(region, sizeof region), &st);
     put("Cortex-M3 (32-bit), utilisation at the first failure, % of the region\n");
-    put("heap page ");
-    put_uint(st.page_size);
+    put("heap: slab window ");
+    put_uint(st.window);
     put(" B, ");
     put_uint(st.classes);
-    put(" classes up to ");
+    put(" slab classes up to ");
     put_uint((uint32_t)st.small_max);
     put(" B\n");
     put("| heap | allocator | 16 B | 64 B | 256 B | 4096 B | random 1..4096 B | random 1..256 B |\n");
