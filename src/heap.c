@@ -134,13 +134,12 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
         bin->size = (uint16_t)z;
         bin->after = (uint8_t)(z <= 256 ? RSB_HEAP_SLAB_AFTER_NARROW : RSB_HEAP_SLAB_AFTER);
         /* Blocks that fill RSB_HEAP_SLAB_WINDOWS windows with the header,
-         * at least RSB_HEAP_SLAB_MIN_BLOCKS and at most 255; the extent must
+         * at least RSB_HEAP_SLAB_MIN_BLOCKS; the extent must
          * reach a full window (one slab start per window). */
         size_t cap = (RSB_HEAP_SLAB_WINDOWS * RSB_HEAP_WINDOW - 24) / z;
         if (cap < RSB_HEAP_SLAB_MIN_BLOCKS) cap = RSB_HEAP_SLAB_MIN_BLOCKS;
-        if (cap > 255) cap = 255;
         while (16 + cap * z < RSB_HEAP_WINDOW) cap++;
-        bin->cap = (uint8_t)cap;
+        bin->cap = (uint16_t)cap;
     }
     for (uint32_t g = 1; g <= RSB_HEAP_SLAB_MAX / 16; g++) h->magic[g] = (0x80000000u + g - 1) / g; /* 32-bit: no libgcc */
     h->bins[0].cur = &h->empty;
@@ -235,21 +234,32 @@ RSB_INLINE void *slab_take(rsb_hslab *s, size_t z) {
     return p;
 }
 
+RSB_INLINE rsb_hlinks *slab_links(rsb_hslab *s) { return (rsb_hlinks *)(void *)((char *)s + 16 + slab_limit(s)); }
+
+/* Queue slab s at the tail of its bin's partial list. */
 static void partial_push(rsb_heap *h, rsb_hbin *bin, rsb_hslab *s) {
     uint32_t o = slab_off(h, s);
-    s->prev = 0;
-    s->next = bin->partial;
-    if (bin->partial) slab_at(h, bin->partial)->prev = o;
-    bin->partial = o;
+    rsb_hlinks *l = slab_links(s);
+    l->next = 0;
+    l->prev = bin->partial_tail;
+    if (bin->partial_tail)
+        slab_links(slab_at(h, bin->partial_tail))->next = o;
+    else
+        bin->partial = o;
+    bin->partial_tail = o;
     s->limit |= RSB_HEAP_IN_BIN;
 }
 
 static void partial_remove(rsb_heap *h, rsb_hbin *bin, rsb_hslab *s) {
-    if (s->prev)
-        slab_at(h, s->prev)->next = s->next;
+    rsb_hlinks *l = slab_links(s);
+    if (l->prev)
+        slab_links(slab_at(h, l->prev))->next = l->next;
     else
-        bin->partial = s->next;
-    if (s->next) slab_at(h, s->next)->prev = s->prev;
+        bin->partial = l->next;
+    if (l->next)
+        slab_links(slab_at(h, l->next))->prev = l->prev;
+    else
+        bin->partial_tail = l->prev;
 }
 
 /* Mark (on) or clear the map entries of slab s: first in its start window,
@@ -261,27 +271,33 @@ static void slab_map(rsb_heap *h, rsb_hslab *s, bool on) {
     for (size_t w = w0 + 1; w <= w1; w++) h->map[w].cover = on ? (uint8_t)(w - w0) : 0;
 }
 
-/* A new slab of class c, or NULL if no free block holds one.  Cut from the
- * high end of the free block it comes from (good-fit blocks come from the
- * low end), so slabs gather apart from other blocks. */
+/* A new slab of class c, or NULL if no free block holds one: bins[c].cap
+ * blocks, or half as many, a quarter... while the extent still spans a
+ * window (at most log2(RSB_HEAP_SLAB_WINDOWS) + 1 tries), so that the last free memory of a
+ * heap of small blocks goes to slabs too.  Cut from the high end of the
+ * free block it comes from (good-fit blocks come from the low end), so
+ * slabs gather apart from other blocks. */
 static rsb_hslab *slab_new(rsb_heap *h, unsigned c) {
     rsb_hbin *bin = &h->bins[c];
-    size_t z = bin->size, extent = 16 + (size_t)bin->cap * z;
+    size_t z = bin->size, cap = bin->cap, extent = 16 + cap * z;
     if (extent > h->max_request) return NULL;
     /* Close to exhaustion a new slab is mostly left empty, unless slabs
      * hold most of what is in use (a heap of small blocks): then no slab.
      * (in_use counts slab blocks twice here: the room is underestimated.) */
     if (h->capacity < h->slab_bytes + h->in_use + 8 * extent && 2 * h->slab_bytes < h->in_use) return NULL;
-    rsb_hslab *s = rsb_fit_alloc_tail(&h->fit, extent);
-    if (!s) return NULL;
+    rsb_hslab *s;
+    while (!(s = rsb_fit_alloc_tail(&h->fit, extent))) {
+        cap /= 2;
+        extent = 16 + cap * z;
+        if (cap < 2 || extent < RSB_HEAP_WINDOW) return NULL;
+    }
     rsb_fit_block *b = fit_header(s);
     rsb_fit_flip(b, RSB_FIT_TAG);
     s->free = 0;
     s->size = (uint16_t)z;
-    s->limit = (uint16_t)(bin->cap * z) | RSB_HEAP_IN_BIN;
+    s->limit = (uint16_t)(cap * z) | RSB_HEAP_IN_BIN;
     s->used = 0;
-    s->left = bin->cap;
-    s->next = s->prev = 0;
+    s->left = (uint16_t)cap;
     slab_map(h, s, true);
     h->slabs++;
     h->slab_bytes += b->word & ~RSB_FIT_FLAGS;
@@ -348,6 +364,22 @@ static RSB_NOINLINE void *fit_alloc_slow(rsb_heap *h, size_t n, size_t align) {
     return NULL;
 }
 
+/* The cur of bin has nothing left and a partial slab waits: it becomes the
+ * cur (the old one, full, leaves the bin until a block comes back).  Kept
+ * apart from small_slow: it is the common transition of a busy class. */
+static RSB_NOINLINE void *slab_switch(rsb_heap *h, rsb_hbin *bin) {
+    rsb_hslab *old = bin->cur, *s = slab_at(h, bin->partial);
+    old->limit &= (uint16_t)~RSB_HEAP_IN_BIN; /* (the sentinel's limit is never read) */
+    uint32_t next = slab_links(s)->next;
+    bin->partial = next;
+    if (next)
+        slab_links(slab_at(h, next))->prev = 0;
+    else
+        bin->partial_tail = 0;
+    bin->cur = s;
+    return account(h, slab_take(s, bin->size), bin->size);
+}
+
 /* Class c's cur has nothing left: a partial slab, a new slab if the class
  * is busy enough, else a good-fit block. */
 static RSB_NOINLINE void *small_slow(rsb_heap *h, size_t n, unsigned c) {
@@ -377,9 +409,9 @@ RSB_INLINE void *heap_alloc(rsb_heap *h, size_t n) {
         const rsb_hbin *bin = &h->bins[c];
         void *p = slab_take(bin->cur, bin->size);
         if (likely(p != NULL)) return account(h, p, bin->size);
+        if (bin->partial) return slab_switch(h, (rsb_hbin *)bin);
         /* A class without slabs that is not busy enough for one: good fit. */
-        if (bin->cur != &h->empty || bin->partial || wants_slab(h, n))
-            return small_slow(h, n, c);
+        if (bin->cur != &h->empty || wants_slab(h, n)) return small_slow(h, n, c);
     }
     if (likely(n <= h->max_request)) {
         void *p = rsb_fit_alloc(&h->fit, n);
@@ -586,7 +618,11 @@ void *rsb_heap_realloc(rsb_heap *h, void *p, size_t size) {
             goto out;
         }
     }
-    q = heap_alloc(h, size);
+    /* Moved, the block keeps the alignment its address had, up to
+     * RSB_HEAP_REALLOC_ALIGN: a block allocated aligned stays aligned. */
+    size_t align = (uintptr_t)p & (0u - (uintptr_t)p);
+    if (align > RSB_HEAP_REALLOC_ALIGN) align = RSB_HEAP_REALLOC_ALIGN;
+    q = align > 16 && kind == BLK_FIT ? fit_alloc_slow(h, size, align) : heap_alloc(h, size);
     if (q) {
         rsb_memcpy(q, p, old < size ? old : size);
         free_block(h, p, kind, s);
@@ -642,9 +678,10 @@ static void check_slab(struct check_ctx *x, const rsb_hslab *s, uint32_t word) {
     const rsb_heap *h = x->h;
     uint32_t z = s->size, cap = slab_cap(s);
     RSB_CHECK(z >= 16 && z <= RSB_HEAP_SLAB_MAX && h->bins[slab_class(h, s)].size == z, "slab: block size");
-    RSB_CHECK(cap >= 2 && cap <= 255 && slab_limit(s) == cap * z, "slab: capacity");
+    RSB_CHECK(cap >= 2 && slab_limit(s) == cap * z, "slab: capacity");
     size_t extent = slab_extent(s);
-    RSB_CHECK(extent >= RSB_HEAP_WINDOW && extent + RSB_FIT_HDR <= (word & ~RSB_FIT_FLAGS), "slab: extent");
+    RSB_CHECK(extent >= RSB_HEAP_WINDOW && extent + sizeof(rsb_hlinks) + RSB_FIT_HDR <= (word & ~RSB_FIT_FLAGS),
+              "slab: extent and links inside the block");
     RSB_CHECK(s->used <= cap && s->left <= cap, "slab: counts");
     size_t w0 = window_of(h, s), w1 = window_of(h, (const char *)s + extent - 1);
     RSB_CHECK(h->map[w0].first == ((uintptr_t)s - (uintptr_t)window_start(h, w0)) / 16 + 1, "slab: map first");
@@ -704,13 +741,15 @@ int rsb_heap_check(rsb_heap *h) {
             in_bins++;
         }
         uint32_t prev = 0;
-        for (uint32_t o = bin->partial; o; prev = o, o = slab_at(h, o)->next) {
+        RSB_CHECK(!bin->partial == !bin->partial_tail, "heap: partial list ends");
+        for (uint32_t o = bin->partial; o; prev = o, o = slab_links(slab_at(h, o))->next) {
             const rsb_hslab *s = slab_at(h, o);
             RSB_CHECK(++in_bins <= h->slabs, "heap: partial list cycle");
             RSB_CHECK(is_slab(h, s) && s->size == bin->size && s != bin->cur, "heap: partial list entry");
-            RSB_CHECK((s->limit & RSB_HEAP_IN_BIN) && s->prev == prev, "heap: partial list links");
+            RSB_CHECK((s->limit & RSB_HEAP_IN_BIN) && slab_links((rsb_hslab *)s)->prev == prev, "heap: partial list links");
             RSB_CHECK(s->used > 0 && (s->free || s->left), "heap: empty or full slab on a partial list");
         }
+        RSB_CHECK(prev == bin->partial_tail, "heap: partial list tail");
     }
     RSB_CHECK(h->empty.free == 0 && h->empty.left == 0, "heap: the empty-bin sentinel has blocks");
     heap_unlock(h);

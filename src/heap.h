@@ -32,7 +32,8 @@
  * RSB_HEAP_SLAB_WINDOWS windows (at least 16 blocks, at most 255).  When
  * no free block holds a slab, the request is served by the good fit.
  *
- * Slab layout: a 16-byte rsb_hslab header, then cap = limit / size blocks.
+ * Slab layout: a 16-byte rsb_hslab header, cap = limit / size blocks, then
+ * the 8-byte partial-list links (rsb_hlinks).
  * Blocks [0, left) were never handed out (they are taken from the top
  * down, so no block is ever "carved" in a loop); free blocks are a list
  * through their first word (the next block's offset from the slab / 16,
@@ -47,7 +48,8 @@
  *     every other map byte is 0;
  *     used + free-list length + left == cap; every listed block is a block
  *     boundary >= left and carries the marker;
- *   - bins[c].cur is &empty or a slab of class c; partial lists the other
+ *   - bins[c].cur is &empty or a slab of class c; partial lists (first in,
+ *     first out, partial_tail its last) the other
  *     slabs of class c with a free block or never-used blocks, none empty;
  *     a slab has IN_BIN iff it is its bin's cur or on its partial list; a
  *     slab on no list is full;
@@ -88,6 +90,8 @@
 #endif
 #define RSB_HEAP_SLAB_MIN_BLOCKS 16
 #define RSB_HEAP_IN_BIN 0x8000u /* in rsb_hslab.limit */
+/* rsb_heap_realloc keeps a moved block's address alignment up to this. */
+#define RSB_HEAP_REALLOC_ALIGN 1024u
 
 _Static_assert((RSB_HEAP_SLAB_MAX % 16 == 0 && RSB_HEAP_SLAB_MAX >= 16 && RSB_HEAP_SLAB_MAX <= 256) ||
                    RSB_HEAP_SLAB_MAX == 512 || RSB_HEAP_SLAB_MAX == 1024,
@@ -101,17 +105,26 @@ typedef struct rsb_hslab {
     uint16_t free;   /* first free block: offset from the slab / 16; 0: none */
     uint16_t size;   /* block size */
     uint16_t limit;  /* cap * size: the blocks end at 16 + limit; bit 15: IN_BIN */
-    uint8_t used;    /* blocks handed out and not freed */
-    uint8_t left;    /* blocks [0, left) never handed out */
-    uint32_t next, prev; /* partial list: offsets (good-fit base) of slabs; 0: none */
+    uint16_t used;   /* blocks handed out and not freed */
+    uint16_t left;   /* blocks [0, left) never handed out */
+    uint16_t spare[3];
 } rsb_hslab;
+/* The partial-list links of a slab (offsets, good-fit base, of slabs; 0:
+ * none) live after its last block, in the 8 bytes that rounding its extent
+ * (16 + limit, a multiple of 16) plus the 8-byte header up to a good-fit
+ * block size leaves anyway: rsb_slab_links.  Only the slow paths use them. */
+typedef struct rsb_hlinks {
+    uint32_t next, prev;
+} rsb_hlinks;
 _Static_assert(sizeof(rsb_hslab) == 16, "slab header");
 
 typedef struct rsb_hbin {
     rsb_hslab *cur;      /* a slab of this class, or &heap->empty */
     uint32_t partial;    /* first slab on the partial list, 0: none */
+    uint32_t partial_tail; /* its last slab (new ones queue there: FIFO, so a
+                              slab gathers frees while it waits) */
     uint16_t size;       /* block size of the class */
-    uint8_t cap;         /* blocks of a new slab */
+    uint16_t cap;        /* blocks of a new slab */
     uint8_t after;       /* live good-fit blocks of the class before it takes a slab */
 } rsb_hbin;
 
