@@ -138,6 +138,8 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
          * reach a full window (one slab start per window). */
         size_t cap = (RSB_HEAP_SLAB_WINDOWS * RSB_HEAP_WINDOW - 24) / z;
         if (cap < RSB_HEAP_SLAB_MIN_BLOCKS) cap = RSB_HEAP_SLAB_MIN_BLOCKS;
+        /* A small heap (firmware) gets small slabs: an eighth of it at most. */
+        while (cap > 2 && 16 + cap * z > h->capacity / 8 && 16 + (cap - 1) * z >= RSB_HEAP_WINDOW) cap--;
         while (16 + cap * z < RSB_HEAP_WINDOW) cap++;
         bin->cap = (uint16_t)cap;
     }

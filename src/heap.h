@@ -65,9 +65,9 @@
 #include "rsbmalloc_heap.h"
 #include "fit/fit.h"
 
-/* log2 of the window, the unit of the slab map: a slab is about two. */
+/* log2 of the window, the unit of the slab map: a slab is about three. */
 #ifndef RSB_HEAP_WINDOW_SHIFT
-#define RSB_HEAP_WINDOW_SHIFT (UINTPTR_MAX > 0xffffffffu ? 11 : 10)
+#define RSB_HEAP_WINDOW_SHIFT 11
 #endif
 #define RSB_HEAP_WINDOW ((size_t)1 << RSB_HEAP_WINDOW_SHIFT)
 /* Largest slab class: 16..256 in 16-byte steps, or 512 or 1024. */

@@ -5,7 +5,8 @@
  * the one of TLSF (Masmano, Ripoll, Crespo, Real, "TLSF: a new dynamic
  * memory allocator for real-time systems", ECRTS 2004): free blocks sit in
  * lists by size, a list per (first level = power of two, second level = one
- * of 32 equal steps inside it), two bitmaps say which lists are non-empty,
+ * of 32 equal steps inside it; 16 on 32-bit targets), two bitmaps say which
+ * lists are non-empty,
  * and a request finds its list with one clz and a fitting non-empty list
  * with at most two ctz.  Written here from the paper's description; the
  * layout, the header check and the placement choices below are ours.
@@ -73,9 +74,14 @@
 
 #define RSB_FIT_HDR 8u      /* header bytes before each payload */
 #define RSB_FIT_MIN 32u     /* smallest block: header, two links, footer */
-#define RSB_FIT_SL_LOG2 5u  /* 32 second-level lists per power of two */
+/* Second-level lists per power of two: 32 (16 on 32-bit targets, whose
+ * heaps are small and pay for every list head). */
+#ifndef RSB_FIT_SL_LOG2
+#define RSB_FIT_SL_LOG2 (UINTPTR_MAX > 0xffffffffu ? 5u : 4u)
+#endif
 #define RSB_FIT_SL (1u << RSB_FIT_SL_LOG2)
-#define RSB_FIT_LINEAR 9u   /* sizes below 2^9: one list per 16 bytes (first level 0) */
+/* Sizes below 2^RSB_FIT_LINEAR: one list per 16 bytes (first level 0). */
+#define RSB_FIT_LINEAR (4u + RSB_FIT_SL_LOG2)
 /* First levels: 0 for sizes below 512, then one per power of two up to 2^31. */
 #define RSB_FIT_FL_MAX (32u - RSB_FIT_LINEAR + 1u)
 #define RSB_FIT_MAX_POOL 0xfffff000u
@@ -181,10 +187,10 @@ RSB_INLINE uint32_t rsb_fit_size_for(size_t n) {
     return s < RSB_FIT_MIN ? RSB_FIT_MIN : s;
 }
 
-/* List of a free block of s bytes: fl * 32 + sl.  Sizes below 1024 have a
- * list per 16 bytes (first levels 0 and 1 both step by 16), so with
- * l = log2(max(s, 512)) one formula covers every size:
- * (l - 9) * 32 + s / 2^(l - 5). */
+/* List of a free block of s bytes: fl * SL + sl.  Sizes below
+ * 2^(LINEAR + 1) have a list per 16 bytes (first levels 0 and 1 both step
+ * by 16), so with l = log2(max(s, 2^LINEAR)) one formula covers every size:
+ * (l - LINEAR) * SL + s / 2^(l - SL_LOG2). */
 RSB_INLINE unsigned rsb_fit_index(uint32_t s) {
     if (s < 2u << RSB_FIT_LINEAR) return s >> 4; /* the common sizes: one shift */
     unsigned l = rsb_fit_log2(s | (1u << RSB_FIT_LINEAR));
