@@ -23,33 +23,43 @@
  * the window, 9..16; 0 = the default) and heap_slab_max_shift (log2 of the
  * largest slab class, 4..8; 0 = 8, 256 B).  rsb_heap_stats() reports them.
  *
- * Bounded time (a step is a fixed sequence of instructions; nothing below
- * depends on the number of blocks, their sizes or the heap's size):
- *   rsb_heap_alloc, size <= 256: a pop or a bump from the class's slab.
- *     Else at most: a switch to a partial slab (one list removal); or a new
- *     slab: log2(W) + 1 good-fit aligned allocations (the full size, then
- *     halves down to one window; W = windows of a full slab: at most 17
- *     with the default 64-bit layout, 65 with the 32-bit one) and W map
- *     bytes written; then a good-fit allocation.
- *   rsb_heap_alloc, good fit: one count-leading-zeros for the list, at most
- *     two count-trailing-zeros on the two bitmaps, one list removal, at most
- *     one insertion (the remainder of the split).
- *   rsb_heap_alloc_aligned: at most two such searches, two insertions (the
- *     gap before the aligned block and the remainder after it).
- *   Any allocation that finds no free block: every class hands back the
- *     empty slab it keeps (at most C = 16 good-fit frees and C * W map
- *     bytes cleared), then the allocation is tried once more.
- *   rsb_heap_free: slab block: a push, plus when the slab becomes empty one
- *     good-fit free and W map bytes cleared; good-fit block: at most two
- *     list removals (the free neighbours it merges with) and one insertion.
- *   rsb_heap_realloc: in place (shrink, or growth into a free neighbour):
- *     one removal and one insertion; else an allocation, a copy of the
- *     block and a free.
- *   rsb_heap_stats and rsb_heap_check walk the heap (time proportional to
- *     its size); nothing else does.
- *   Measured (callgrind, x86-64, default layout; the worst cases are built
- *   and run by bench/embedded/longest_path.c and checked by the test
- *   embedded-longest-bound): see freestanding/README-baremetal.md.
+ * Bounded time, as o1heap states it: the worst case of every operation is a
+ * fixed number of steps, none of which depends on the number of blocks, on
+ * their sizes or on the size of the heap (no loop over blocks or lists).
+ * The steps:
+ *   search   find a free block: one count-leading-zeros for the list, at
+ *            most two count-trailing-zeros on the two bitmaps;
+ *   unlink / insert   take a free block off its list / put one on it (a
+ *            bitmap bit set or cleared when the list empties or fills);
+ *   release  give a slab back: at most M map entries cleared, then a
+ *            good-fit free (at most 2 unlinks and 1 insert);
+ * with C = 24 slab classes, M = 10 map entries per slab (a slab spans at
+ * most 16 KiB: 9 windows) and H = 4 slab sizes tried, for the default build
+ * (RSB_HEAP_CLASSES, src/heap.h):
+ *   rsb_heap_alloc: a slab pop, else a switch to a queued slab (O(1)), else
+ *     up to H slab attempts (a search each; the one that succeeds: 1 unlink,
+ *     1 insert, M map entries set) and a good-fit search (1 unlink, 1
+ *     insert).  When that finds nothing: C releases (every class's empty
+ *     reserve slab) and one more search.  At most H + 2 = 6 searches and
+ *     C = 24 releases.
+ *   rsb_heap_alloc_aligned: at most 2 searches, 1 unlink, 2 inserts (the
+ *     gap before the block and the rest after it), plus the C releases and
+ *     2 searches again when nothing fits.
+ *   rsb_heap_free: a slab block: a push, and when the slab empties 1
+ *     release; a good-fit block: at most 2 unlinks (the free neighbours it
+ *     merges with) and 1 insert.
+ *   rsb_heap_realloc: in place (shrink, or growth into the free block
+ *     after): 1 unlink, 1 insert; else an allocation, a copy of the block
+ *     (the only step proportional to a size) and a free.
+ *   rsb_heap_stats, rsb_heap_check: walk the heap (proportional to it);
+ *     nothing else does.
+ *   Measured (x86-64, gcc -O3, default layout; every worst case is built
+ *   and run by bench/embedded/longest_path.c, and the test
+ *   embedded-longest-bound fails above the bound in brackets): the longest
+ *   allocation, 24 releases then a good-fit block, 4,204 instructions
+ *   [5,500]; a failing allocation 283 [400]; the longest free, an emptied
+ *   slab merged both ways, 302 [400]; the common paths: slab pop 33 [60],
+ *   slab push 84 [120].  Table: freestanding/README-baremetal.md.
  *
  * Thread safety: none by default, and none needed on single-core firmware
  * that does not allocate from interrupt handlers.  Otherwise give each heap
