@@ -320,6 +320,8 @@ static void slab_release(rsb_heap *h, rsb_hslab *s) {
  * O(classes).  True if anything went back. */
 static bool release_reserves(rsb_heap *h) {
     bool any = false;
+    if (!h->reserves) return false; /* no cur emptied since the last call: nothing to look at */
+    h->reserves = 0;
     for (unsigned c = 1; c <= RSB_HEAP_CLASSES; c++) {
         rsb_hslab *s = h->bins[c].cur;
         if (s != &h->empty && s->used == 0) {
@@ -348,6 +350,8 @@ static RSB_NOINLINE void slab_free_slow(rsb_heap *h, rsb_hslab *s) {
     } else if (s->used == 0 && s != bin->cur) {
         partial_remove(h, bin, s);
         slab_release(h, s);
+    } else if (s->used == 0) {
+        h->reserves = 1; /* the cur is empty: a reserve for release_reserves */
     }
 }
 

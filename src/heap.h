@@ -142,6 +142,7 @@ struct rsb_heap {
     size_t max_request;          /* larger requests can never succeed */
     uint32_t key;                /* slab blocks' double-free marker: key ^ address */
     uint32_t slabs;              /* live slabs */
+    uint32_t reserves;           /* nonzero: a bin's cur may be an empty slab (release_reserves) */
     size_t slab_bytes;           /* their good-fit blocks' sizes */
     rsb_hbin bins[RSB_HEAP_CLASSES + 1]; /* bins[0] unused: size 0 is class 1 */
     uint32_t magic[RSB_HEAP_SLAB_MAX / 16 + 1]; /* [size / 16]: ceil(2^31 / (size / 16)) */
