@@ -17,7 +17,7 @@ the target (librsbmalloc_heap.a, checked with nm).
 
 usage: build_baremetal.py --target cortex-m3|riscv32 --cc GCC --ar AR
          --root SRCROOT --layout WINDOW_SHIFT SLAB_MAX --elf OUT.elf --lib OUT.a
-         [--define NAME=VALUE]... [--program SRC.c]... [--ld SCRIPT.ld]
+         [--define NAME=VALUE]... [--program SRC.c]... [--ld SCRIPT.ld] [--ldflag FLAG]...
 """
 import argparse
 import os
@@ -51,6 +51,7 @@ ap.add_argument("--define", action="append", default=[])
 ap.add_argument("--program", action="append", default=[],
                 help="program sources (default: the test image, bm_main.c and workload.c)")
 ap.add_argument("--ld", help="linker script (default: the target's)")
+ap.add_argument("--ldflag", action="append", default=[], help="extra link flag (e.g. -Wl,--defsym=RAM_SIZE=4M)")
 a = ap.parse_args()
 t = TARGETS[a.target]
 
@@ -91,4 +92,4 @@ prog = [os.path.join(root, s) for s in t["startup"]] + (
     [os.path.join(root, "freestanding/bm_main.c"), os.path.join(root, "freestanding/workload.c")])
 ld = os.path.abspath(a.ld) if a.ld else os.path.join(root, t["ld"])
 defs = ["-D" + d for d in a.define] + ['-DBM_TARGET="%s"' % t["name"]]
-run([a.cc] + common + defs + prog + [a.lib, "-lgcc", "-T", ld, "-Wl,--gc-sections", "-o", a.elf])
+run([a.cc] + common + defs + prog + [a.lib, "-lgcc", "-T", ld, "-Wl,--gc-sections"] + a.ldflag + ["-o", a.elf])

@@ -108,7 +108,10 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
         hi = meta + room;
     }
     size_t fit_meta = rsb_fit_meta_size(room);
-    size_t nwin = (room >> RSB_HEAP_WINDOW_SHIFT) + 2;
+    /* The window: 1/256 to 1/512 of the heap, between 512 B and the largest. */
+    uint32_t wshift = RSB_HEAP_MIN_WINDOW_SHIFT;
+    while (wshift < RSB_HEAP_WINDOW_SHIFT && (room >> (wshift + 1)) >= 256) wshift++;
+    size_t nwin = (room >> wshift) + 2;
     uintptr_t map = meta + fit_meta;
     uintptr_t first = ((map + nwin * sizeof(rsb_hwin) + 15) & ~(uintptr_t)15) + 8;
     if (first < map || first + RSB_FIT_MIN + 8 > hi) return NULL;
@@ -122,7 +125,8 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
     h->key = mix32(r * 0x9e3779b97f4a7c15ull + 1) | 1;
     h->lo = (char *)first + RSB_FIT_HDR;
     h->span = bytes - 8;                          /* payloads: [first + 8, sentinel + 8) */
-    h->wbase = (char *)((uintptr_t)h->lo & ~(uintptr_t)(RSB_HEAP_WINDOW - 1));
+    h->wshift = wshift;
+    h->wbase = (char *)((uintptr_t)h->lo & ~(((uintptr_t)1 << wshift) - 1));
     h->map = (rsb_hwin *)map;
     rsb_memset(h->map, 0, nwin * sizeof(rsb_hwin));
     h->max_request = h->capacity;
@@ -136,11 +140,12 @@ rsb_heap *rsb_heap_init(void *mem, size_t len) {
         /* Blocks that fill RSB_HEAP_SLAB_WINDOWS windows with the header,
          * at least RSB_HEAP_SLAB_MIN_BLOCKS; the extent must
          * reach a full window (one slab start per window). */
-        size_t cap = (RSB_HEAP_SLAB_WINDOWS * RSB_HEAP_WINDOW - 24) / z;
+        size_t win = (size_t)1 << wshift;
+        size_t cap = (RSB_HEAP_SLAB_WINDOWS * win - 24) / z;
         if (cap < RSB_HEAP_SLAB_MIN_BLOCKS) cap = RSB_HEAP_SLAB_MIN_BLOCKS;
         /* A small heap (firmware) gets small slabs: an eighth of it at most. */
-        while (cap > 2 && 16 + cap * z > h->capacity / 8 && 16 + (cap - 1) * z >= RSB_HEAP_WINDOW) cap--;
-        while (16 + cap * z < RSB_HEAP_WINDOW) cap++;
+        while (cap > 2 && 16 + cap * z > h->capacity / 8 && 16 + (cap - 1) * z >= win) cap--;
+        while (16 + cap * z < win) cap++;
         bin->cap = (uint16_t)cap;
     }
     for (uint32_t g = 1; g <= RSB_HEAP_SLAB_MAX / 16; g++) h->magic[g] = (0x80000000u + g - 1) / g; /* 32-bit: no libgcc */
@@ -197,9 +202,9 @@ RSB_INLINE void *fit_live_block(rsb_heap *h, void *p) {
 RSB_INLINE rsb_hslab *slab_at(const rsb_heap *h, uint32_t off) { return (rsb_hslab *)(void *)(h->fit.base + off); }
 RSB_INLINE uint32_t slab_off(const rsb_heap *h, const rsb_hslab *s) { return rsb_fit_off(&h->fit, s); }
 RSB_INLINE size_t window_of(const rsb_heap *h, const void *p) {
-    return (size_t)((uintptr_t)p - (uintptr_t)h->wbase) >> RSB_HEAP_WINDOW_SHIFT;
+    return (size_t)((uintptr_t)p - (uintptr_t)h->wbase) >> h->wshift;
 }
-RSB_INLINE char *window_start(const rsb_heap *h, size_t w) { return h->wbase + (w << RSB_HEAP_WINDOW_SHIFT); }
+RSB_INLINE char *window_start(const rsb_heap *h, size_t w) { return h->wbase + (w << h->wshift); }
 RSB_INLINE unsigned slab_class(const rsb_heap *h, const rsb_hslab *s) { return h->class_of[s->size >> 4]; }
 RSB_INLINE uint32_t slab_limit(const rsb_hslab *s) { return s->limit & ~RSB_HEAP_IN_BIN; }
 RSB_INLINE uint32_t slab_cap(const rsb_hslab *s) { return slab_limit(s) / s->size; }
@@ -283,15 +288,17 @@ static rsb_hslab *slab_new(rsb_heap *h, unsigned c) {
     rsb_hbin *bin = &h->bins[c];
     size_t z = bin->size, cap = bin->cap, extent = 16 + cap * z;
     if (extent > h->max_request) return NULL;
-    /* Close to exhaustion a new slab is mostly left empty, unless slabs
-     * hold most of what is in use (a heap of small blocks): then no slab.
+    /* Close to exhaustion (8 slabs' worth, or an eighth of the heap, left) a
+     * new slab is mostly left empty, unless slabs hold most of what is in
+     * use (a heap of small blocks): then no slab.
      * (in_use counts slab blocks twice here: the room is underestimated.) */
-    if (h->capacity < h->slab_bytes + h->in_use + 8 * extent && 2 * h->slab_bytes < h->in_use) return NULL;
+    size_t near = 8 * extent < h->capacity / 8 ? 8 * extent : h->capacity / 8;
+    if (h->capacity < h->slab_bytes + h->in_use + near && 2 * h->slab_bytes < h->in_use) return NULL;
     rsb_hslab *s;
     while (!(s = rsb_fit_alloc_tail(&h->fit, extent))) {
         cap /= 2;
         extent = 16 + cap * z;
-        if (cap < 2 || extent < RSB_HEAP_WINDOW) return NULL;
+        if (cap < 2 || extent < ((size_t)1 << h->wshift)) return NULL;
     }
     rsb_fit_block *b = fit_header(s);
     rsb_fit_flip(b, RSB_FIT_TAG);
@@ -665,7 +672,7 @@ void rsb_heap_stats(rsb_heap *h, rsb_heap_stats_t *out) {
     out->slab_bytes = h->slab_bytes;
     out->overhead = h->region_len - h->capacity;
     out->small_max = RSB_HEAP_SLAB_MAX;
-    out->window = (uint32_t)RSB_HEAP_WINDOW;
+    out->window = (uint32_t)1 << h->wshift;
     out->classes = RSB_HEAP_CLASSES;
     out->slabs = h->slabs;
     out->allocs = h->allocs;
@@ -686,7 +693,7 @@ static void check_slab(struct check_ctx *x, const rsb_hslab *s, uint32_t word) {
     RSB_CHECK(z >= 16 && z <= RSB_HEAP_SLAB_MAX && h->bins[slab_class(h, s)].size == z, "slab: block size");
     RSB_CHECK(cap >= 2 && slab_limit(s) == cap * z, "slab: capacity");
     size_t extent = slab_extent(s);
-    RSB_CHECK(extent >= RSB_HEAP_WINDOW && extent + sizeof(rsb_hlinks) + RSB_FIT_HDR <= (word & ~RSB_FIT_FLAGS),
+    RSB_CHECK(extent >= ((size_t)1 << h->wshift) && extent + sizeof(rsb_hlinks) + RSB_FIT_HDR <= (word & ~RSB_FIT_FLAGS),
               "slab: extent and links inside the block");
     RSB_CHECK(s->used <= cap && s->left <= cap, "slab: counts");
     size_t w0 = window_of(h, s), w1 = window_of(h, (const char *)s + extent - 1);

@@ -13,7 +13,7 @@
  *             up to 256 B, then four per doubling up to RSB_HEAP_SLAB_MAX
  *             (1 KiB by default): 24 classes.
  *
- * Windows.  The region is cut into windows of RSB_HEAP_WINDOW bytes from
+ * Windows.  The region is cut into windows of 1 << wshift bytes from
  * wbase, and map[w] says where slabs are: first = 1 + the granule (16
  * bytes) at which a slab starts in window w (0: none starts there), cover =
  * how many windows back the slab that covers the start of window w began
@@ -65,11 +65,14 @@
 #include "rsbmalloc_heap.h"
 #include "fit/fit.h"
 
-/* log2 of the window, the unit of the slab map: a slab is about three. */
+/* log2 of the largest window, the unit of the slab map (a slab is about
+ * three).  A heap's own window (wshift) is smaller when the heap is: 1/256
+ * to 1/512 of it, at least 512 bytes, so that a firmware heap of 64 KiB
+ * gets slabs of 1.5 KiB, not 6. */
 #ifndef RSB_HEAP_WINDOW_SHIFT
 #define RSB_HEAP_WINDOW_SHIFT 11
 #endif
-#define RSB_HEAP_WINDOW ((size_t)1 << RSB_HEAP_WINDOW_SHIFT)
+#define RSB_HEAP_MIN_WINDOW_SHIFT 9
 /* Largest slab class: 16..256 in 16-byte steps, or 512 or 1024. */
 #ifndef RSB_HEAP_SLAB_MAX
 #define RSB_HEAP_SLAB_MAX 1024
@@ -138,6 +141,7 @@ struct rsb_heap {
     char *lo;                    /* first payload address of the pool */
     size_t span;                 /* user pointers lie in [lo, lo + span) */
     char *wbase;                 /* window 0: lo rounded down to a window */
+    uint32_t wshift;             /* log2 of this heap's window */
     rsb_hwin *map;               /* one entry per window from wbase */
     size_t max_request;          /* larger requests can never succeed */
     uint32_t key;                /* slab blocks' double-free marker: key ^ address */

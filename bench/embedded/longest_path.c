@@ -103,8 +103,8 @@ int main(void) {
     rsb_heap_free(h, blocks[--n]);
     expect(lp_alloc_slab_pop(h, 64) != NULL, "slab pop");
     /* blocks[n - 1] is a slab block (the first ones were good-fit blocks). */
-    expect(h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> RSB_HEAP_WINDOW_SHIFT].first |
-               h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> RSB_HEAP_WINDOW_SHIFT].cover,
+    expect(h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> h->wshift].first |
+               h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> h->wshift].cover,
            "a slab block");
     lp_free_slab_push(h, blocks[n - 1]);
 
@@ -214,7 +214,7 @@ int main(void) {
 
     rsb_heap_check(h);
     printf("embedded-longest: %s (window %zu B, %u slab classes up to %u B)\n",
-           failures ? "FAILED" : "all states reached", (size_t)RSB_HEAP_WINDOW, RSB_HEAP_CLASSES,
+           failures ? "FAILED" : "all states reached", (size_t)1 << h->wshift, RSB_HEAP_CLASSES,
            RSB_HEAP_SLAB_MAX);
     return failures != 0;
 }
