@@ -309,12 +309,14 @@ static rsb_hslab *slab_new(rsb_heap *h, unsigned c) {
     s->left = (uint16_t)cap;
     slab_map(h, s, true);
     h->slabs++;
+    bin->slabs++;
     h->slab_bytes += b->word & ~RSB_FIT_FLAGS;
     return s;
 }
 
 /* Give empty slab s (on no list) back to the good fit. */
 static void slab_release(rsb_heap *h, rsb_hslab *s) {
+    h->bins[slab_class(h, s)].slabs--;
     slab_map(h, s, false);
     rsb_fit_block *b = fit_header(s);
     h->slabs--;
@@ -408,7 +410,7 @@ static RSB_NOINLINE void *small_slow(rsb_heap *h, size_t n, unsigned c) {
         bin->cur = s;
         return account(h, slab_take(s, bin->size), bin->size);
     }
-    if (wants_slab(h, n) && (s = slab_new(h, c)) != NULL) {
+    if ((bin->slabs || wants_slab(h, n)) && (s = slab_new(h, c)) != NULL) {
         bin->cur = s;
         return account(h, slab_take(s, bin->size), bin->size);
     }
@@ -424,7 +426,7 @@ RSB_INLINE void *heap_alloc(rsb_heap *h, size_t n) {
         if (likely(p != NULL)) return account(h, p, bin->size);
         if (bin->partial) return slab_switch(h, (rsb_hbin *)bin);
         /* A class without slabs that is not busy enough for one: good fit. */
-        if (bin->cur != &h->empty || wants_slab(h, n)) return small_slow(h, n, c);
+        if (bin->cur != &h->empty || bin->slabs || wants_slab(h, n)) return small_slow(h, n, c);
     }
     if (likely(n <= h->max_request)) {
         void *p = rsb_fit_alloc(&h->fit, n);
@@ -745,7 +747,9 @@ int rsb_heap_check(rsb_heap *h) {
     RSB_CHECK(mapped == x.windows, "heap: window map names windows of no slab");
     RSB_CHECK(x.in_use == h->in_use, "heap: in_use does not match the blocks");
     for (unsigned c = 1; c <= RSB_HEAP_CLASSES + 1; c++) RSB_CHECK(x.fit_live[c] == h->fit_live[c], "heap: fit_live");
-    size_t in_bins = 0;
+    size_t in_bins = 0, per_bin = 0;
+    for (unsigned c = 1; c <= RSB_HEAP_CLASSES; c++) per_bin += h->bins[c].slabs;
+    RSB_CHECK(per_bin == h->slabs, "heap: slabs per bin");
     for (unsigned c = 1; c <= RSB_HEAP_CLASSES; c++) {
         const rsb_hbin *bin = &h->bins[c];
         if (bin->cur != &h->empty) {

@@ -27,8 +27,8 @@
  * sizes.  So a request of a slab class is served by the good fit (as any
  * other size) while the good fit holds fewer than bins[c].after live blocks
  * of that size (fit_live: 8 for the 16-byte classes, 32 for the wider
- * ones above 256 B); from then on the class takes a slab when it has none
- * with room: bins[c].cap blocks, which with the header fill about
+ * ones above 256 B); from then on, and for as long as it has slabs, the
+ * class takes a slab when it has none with room: bins[c].cap blocks, which with the header fill about
  * RSB_HEAP_SLAB_WINDOWS windows (at least 16 blocks, at most 255).  When
  * no free block holds a slab, the request is served by the good fit.
  *
@@ -91,7 +91,9 @@
 #ifndef RSB_HEAP_SLAB_WINDOWS
 #define RSB_HEAP_SLAB_WINDOWS 3
 #endif
+#ifndef RSB_HEAP_SLAB_MIN_BLOCKS
 #define RSB_HEAP_SLAB_MIN_BLOCKS 16
+#endif
 #define RSB_HEAP_IN_BIN 0x8000u /* in rsb_hslab.limit */
 /* rsb_heap_realloc keeps a moved block's address alignment up to this. */
 #define RSB_HEAP_REALLOC_ALIGN 1024u
@@ -129,6 +131,7 @@ typedef struct rsb_hbin {
     uint16_t size;       /* block size of the class */
     uint16_t cap;        /* blocks of a new slab */
     uint8_t after;       /* live good-fit blocks of the class before it takes a slab */
+    uint32_t slabs;      /* slabs of this class: while it has any, it takes new ones */
 } rsb_hbin;
 
 typedef struct rsb_hwin {
