@@ -103,10 +103,12 @@ void *rsb_core_realloc(rsb_allocator *a, void *p, size_t size) {
 }
 
 bool rsb_core_trim(rsb_allocator *a) {
+    rsb_caches_flush_xfer(a);
     rsb_caches_drain_all(a);
     rsb_caches_release_empty(a);
+    bool scrubbed = rsb_caches_scrub(a, true) != 0;
     rsb_lock_acquire(&a->pages.lock);
     bool released = rsb_pages_purge(&a->pages, true);
     rsb_lock_release(&a->pages.lock);
-    return released;
+    return released || scrubbed;
 }

@@ -75,44 +75,56 @@ void rsb_bad_pointer(rsb_ptr_kind k, rsb_op op, const void *p) __attribute__((no
 /* --- free ---------------------------------------------------------------------- */
 
 /* Everything the inline free does not finish: NULL, foreign pointers, page
- * runs and huge blocks, and slab frees that fail a check (diagnosed here). */
-void rsb_free_slow(rsb_allocator *a, void *p);
+ * runs and huge blocks, and slab frees that fail a check (diagnosed here).
+ * p comes first so that the inline path can jump here with p where free
+ * received it. */
+void rsb_free_slow(void *p, rsb_allocator *a);
 /* Free of page run p, whose head page in chunk ch holds a live RUN descriptor. */
-void rsb_run_free_at(rsb_allocator *a, rsb_chunk *ch, void *p);
+void rsb_run_free_at(void *p, rsb_chunk *ch, rsb_allocator *a);
+
+/* Block b of a slab passed rsb_free_begin (checked, marked): to the
+ * calling thread's shared cache (junk-filled first with RSBMALLOC_JUNK). */
+void rsb_free_checked(rsb_allocator *a, void **b);
 
 /* The marker a free block carries in its second word. */
 RSB_INLINE uintptr_t rsb_free_mark(const rsb_allocator *a, const void *p) { return (uintptr_t)a->key ^ (uintptr_t)p; }
 
-/* free, first half: find the span from the address and check that p is the
+/* free, first half: find p's page from the address and check that p is the
  * start of a block of a live slab that is not already free; write the
- * double-free marker.  Returns NULL when p took the slow path (which has
- * finished the free or aborted). */
-RSB_INLINE rsb_span *rsb_free_begin(rsb_allocator *a, void *p) {
+ * double-free marker.  Returns the page's view (rsb_page_view: kind, cls,
+ * owner and start of the slab; rsb_view_head for the slab itself) and the
+ * class in *cls_out, or NULL
+ * when p took the slow path (which has finished the free or aborted). */
+RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *cls_out) {
     rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, p);
     if (unlikely(!ch)) goto slow;
-    rsb_span *s = rsb_span_guess(ch, p);
-    uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(s);
-    if (unlikely(s->kind != RSB_SPAN_SLAB || off >= ((uintptr_t)s->npages << RSB_PAGE_SHIFT))) {
-        /* A page run: p names its head page, so s is its live descriptor. */
-        if (s->kind == RSB_SPAN_RUN && off == 0) {
-            rsb_run_free_at(a, ch, p);
+    const rsb_span *d = rsb_page_view(ch, p);
+    uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(d);
+    unsigned cls = d->cls;
+    if (unlikely(d->kind != RSB_SPAN_SLAB ||
+                 (!RSB_PAGE_VIEW_EXACT && off >= ((uintptr_t)d->npages << RSB_PAGE_SHIFT)))) {
+        /* A page run: p names its head page, so d is its live descriptor. */
+        if (d->kind == RSB_SPAN_RUN && off == 0) {
+            rsb_run_free_at(p, ch, a);
             return NULL;
         }
         goto slow;
     }
-    if (unlikely(!rsb_class_divides(s->cls, off))) goto slow;
+    if (unlikely(!rsb_class_divides(cls, off))) goto slow;
     uintptr_t mark = rsb_free_mark(a, p);
     if (unlikely((uintptr_t)((void **)p)[1] == mark)) goto slow;
     ((void **)p)[1] = (void *)mark;
-    return s;
+    *cls_out = cls; /* read before the store above, which may alias it */
+    return d;
 slow:
-    rsb_free_slow(a, p);
+    rsb_free_slow(p, a);
     return NULL;
 }
 
 RSB_INLINE void rsb_core_free(rsb_allocator *a, void *p) {
-    rsb_span *s = rsb_free_begin(a, p);
-    if (likely(s != NULL)) rsb_cache_free(a, rsb_cache_of_thread(a), s, (void **)p);
+    unsigned cls;
+    const rsb_span *d = rsb_free_begin(a, p, &cls);
+    if (likely(d != NULL)) rsb_cache_free(a, rsb_cache_of_thread(a), rsb_view_head(d), (void **)p);
 }
 
 #endif

@@ -6,15 +6,18 @@
  * is src/thread_cache.h.)
  *
  * Ownership: a slab belongs to the cache that carved it (its owner).  A
- * block freed by a thread whose cache is the owner goes straight back on the
- * slab's free list under that cache's lock.  A block freed by any other
- * thread is pushed, lock-free, on the owner's `remote` stack; the owner
- * drains the stack in its slow path and at trim, so memory freed elsewhere
- * always comes home (producer/consumer programs stay bounded).
+ * block that comes back through a cache that is its owner goes straight on
+ * the slab's free list under that cache's lock.  Any other goes, lock-free,
+ * on the owner's `remote` stack; the owner drains the stack before it
+ * carves or takes new memory, and at trim, so memory freed elsewhere always
+ * comes home (producer/consumer programs stay bounded).  Thread caches in
+ * front hold blocks of any owner and sort them home when they flush.
  *
- * Locks: no system call is made, and the page lock is never taken, while a
- * cache lock is held; the only nesting is rsb_lock_all (every cache lock in
- * index order, then the page lock), for fork and statistics.
+ * Locks: the page lock is never taken while a cache lock is held, but by
+ * rsb_lock_all (every cache lock in index order, then the page lock), for
+ * fork and statistics; no system call is made under a cache lock but a
+ * slab scrub's madvise (rsb_slab_scrub: the slab must not be released and
+ * reused meanwhile; once per purge delay at most).
  */
 #ifndef RSB_CACHE_H
 #define RSB_CACHE_H
@@ -23,23 +26,45 @@
 #include "os/os.h"
 #include "slab.h"
 
+/* Transfer slots per bin: whole batches a thread cache flushed, handed to
+ * the next refill as they are (O(1) each way under the lock, instead of a
+ * slab push or pop per block). */
+#if RSB_FREESTANDING
+#define RSB_XFER 0 /* no thread caches in a region: no batches to keep (and no bytes spent) */
+#else
+#define RSB_XFER 8
+#endif
+
 /* Bin invariants (owner cache lock held; rsb_cache_check):
+ *   - xfer[0 .. nxfer) are chains of xn[i] > 0 blocks of this class (of any
+ *     owner), linked with rsb_link_set; their blocks count as used in their
+ *     slabs, like blocks in a thread cache;
  *   - cur is never NULL: it is a slab of this class or &rsb_empty_span;
  *   - partial lists slabs of this class other than cur that have a free
  *     block or uncarved space; each has RSB_SF_IN_BIN set (so does cur);
  *   - a slab with neither (full) is on no list and has RSB_SF_IN_BIN clear;
  *   - no slab on partial has used == 0: an emptied slab other than cur goes
- *     back to the page allocator (after the cache lock is dropped). */
+ *     back to the page allocator (after the cache lock is dropped);
+ *   - a slab's RETURNED/AGING flags drive the scrub passes (scrub_pass). */
 typedef struct rsb_bin {
     rsb_span *cur;
     rsb_span *partial;
+    void *xfer[RSB_XFER];
+    uint8_t xn[RSB_XFER];
+    uint8_t xcount[RSB_XFER ? 1 : 0]; /* nxfer: rsb_bin_nxfer() */
 } rsb_bin;
+
+/* The number of transfer slots in use (always 0 in a region). */
+#define rsb_bin_nxfer(bin) (*(RSB_XFER ? &(bin)->xcount[0] : &rsb_no_xfer))
+extern uint8_t rsb_no_xfer; /* 0: where a region's count would be */
 
 /* One shared cache.  Everything but `remote` is protected by `lock`. */
 typedef struct rsb_cache {
     rsb_lock lock;
     uint32_t index;              /* its place in the allocator's array */
     uint64_t nmalloc;            /* blocks handed out by the slow paths (stats) */
+    uint32_t ticks;              /* slow-path calls: the clock is read once per 64 */
+    uint32_t scrub_ms;           /* when the last scrub pass ran (cache.c) */
     rsb_bin bins[RSB_NUM_CLASSES];
     /* Blocks of this cache's slabs freed by other caches' threads, linked
      * through their first word; pushed with a CAS, taken whole with an
@@ -90,10 +115,14 @@ RSB_INLINE void *rsb_batch_link_get(const rsb_allocator *a, void **b, unsigned c
 }
 
 /* Up to n blocks of class cls in one lock (at least one unless out of
- * memory), linked with rsb_link_set; *got is the count. */
+ * memory), linked with rsb_link_set; *got is the count.  A transfer slot's
+ * chain is taken whole. */
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got);
-/* Give back a list of blocks of class cls owned by c, in one lock. */
-void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls);
+/* Give back a list of n blocks of class cls (linked with rsb_link_set): into
+ * a free transfer slot whole (n > 0), else those of c's slabs onto their slabs, in
+ * one lock, and the others onto their owners' remote stacks, one chain (one
+ * CAS) per owner. */
+void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, unsigned n);
 
 /* --- free -------------------------------------------------------------------- */
 
@@ -122,6 +151,7 @@ RSB_INLINE void rsb_cache_free(rsb_allocator *a, rsb_cache *c, rsb_span *s, void
     rsb_slab_push(a->link_key, s, b);
     RSB_ASSERT(s->u.s.used > 0);
     uint32_t used = --s->u.s.used;
+    s->flags |= RSB_SF_RETURNED;
     if (unlikely(!(s->flags & RSB_SF_IN_BIN) || (used == 0 && c->bins[s->cls].cur != s))) {
         rsb_cache_free_settle(a, c, s);
         return;
@@ -131,6 +161,12 @@ RSB_INLINE void rsb_cache_free(rsb_allocator *a, rsb_cache *c, rsb_span *s, void
 
 /* --- whole-cache operations ------------------------------------------------------ */
 
+/* Give back the OS pages inside slabs that hold no block in use: of every
+ * slab (`all`: trim), or of slabs left alone since the last pass (the
+ * background purge).  Returns the bytes given back. */
+size_t rsb_caches_scrub(rsb_allocator *a, bool all);
+/* Sort every transfer slot's blocks home (trim). */
+void rsb_caches_flush_xfer(rsb_allocator *a);
 /* Drain every cache's remote frees (trim, stats). */
 void rsb_caches_drain_all(rsb_allocator *a);
 /* Give every empty slab back to the page allocator (trim). */

@@ -85,9 +85,12 @@
  * same page count (src/page/pages.c).  None in a region: there is no purge
  * clock to give them back, and a full heap needs every page. */
 #define RSB_SPARE_RUNS (RSB_FREESTANDING ? 0 : 4)
-/* Spare huge mappings (src/page/huge.c): at most this many, this many bytes. */
+/* Spare huge mappings (src/page/huge.c): at most this many, this many bytes
+ * in all (the most glibc keeps above its heap top by default: twice its
+ * largest mmap threshold), each at most this big. */
 #define RSB_SPARE_HUGE 8
-#define RSB_SPARE_HUGE_MAX_BYTES ((size_t)256 << 20)
+#define RSB_SPARE_HUGE_MAX_BYTES ((size_t)64 << 20)
+#define RSB_SPARE_HUGE_MAX_ONE ((size_t)32 << 20)
 
 /* Shared caches: a power of two, at least 4 x CPUs, within these bounds. */
 #define RSB_MIN_CACHES 8

@@ -5,6 +5,8 @@
  */
 #include "entry.h"
 
+#include "options.h"
+#include "purge.h"
 #include "stats.h"
 
 static inline void *junk_new(const rsb_allocator *a, void *p, size_t size) {
@@ -16,13 +18,14 @@ static inline void *junk_new(const rsb_allocator *a, void *p, size_t size) {
  * when empty), or, while that is off, from its shared cache. */
 static void *small_alloc(rsb_allocator *a, unsigned cls) {
     rsb_thread_cache *t = rsb_tc;
-    if (!t) return rsb_tc_start(a, cls);
+    if (t == &rsb_tc_off) return rsb_tc_start(a, cls);
     void *p = rsb_tc_pop(a, t, cls);
     return p ? p : rsb_tc_refill(a, t, cls);
 }
 
 void *rsb_entry_malloc_slow(size_t size) {
     rsb_allocator *a = rsb_global_get();
+    if (unlikely(rsb_opt.background_purge)) rsb_bg_ensure(a); /* again after a fork */
     rsb_track_enter();
     void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
     junk_new(a, p, size);
@@ -42,23 +45,6 @@ void *rsb_entry_calloc_slow(size_t total) {
     }
     rsb_track_leave();
     return rsb_track_alloc(p, total, 1);
-}
-
-/* A checked block that does not go on this thread's cache: another cache's
- * block (batched in the outbox), or the thread cache is off (t NULL: not set
- * up, thread exiting, junk filling).  rsb_free_begin has written the
- * double-free marker: junk filling keeps it. */
-void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b) {
-    if (t) {
-        rsb_outbox_put(a, t, rsb_span_owner(s), b);
-        return;
-    }
-    if (unlikely(a->junk)) {
-        void *mark = b[1];
-        rsb_memset(b, RSB_JUNK_FREE, rsb_slab_block(s));
-        b[1] = mark;
-    }
-    rsb_cache_free(a, rsb_cache_of_thread(a), s, b);
 }
 
 void rsb_entry_free_untracked(void *p) { rsb_entry_free_now(p); }
@@ -104,6 +90,7 @@ void rsb_entry_stats(rsb_stats_t *out) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     rsb_tc_drain(a, rsb_tc, false);
+    rsb_caches_flush_xfer(a); /* so that freed blocks show as free */
     rsb_stats_collect(a, out, NULL);
     rsb_track_leave();
 }
@@ -112,6 +99,7 @@ void rsb_entry_stats_print(int fd) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     rsb_tc_drain(a, rsb_tc, false);
+    rsb_caches_flush_xfer(a);
     rsb_stats_report(a, fd);
     rsb_track_leave();
 }

@@ -3,11 +3,10 @@
  * every libc name.  The fast paths are inline here and take no lock, no
  * atomic instruction and no loop:
  *
- *   malloc  size <= RSB_CLASS_LUT_MAX and the thread cache is on: one table
- *           load for the class, one pop;
+ *   malloc  size <= RSB_CLASS_LUT_MAX: one table load for the class, one pop
+ *           (none while the thread cache is off: rsb_tc_off is empty);
  *   free    rsb_free_begin's checks (a live slab, a block start, not already
- *           free: alloc.h), then a push on the thread cache when the
- *           thread's shared cache owns the slab.
+ *           free: alloc.h), then a push on the thread cache.
  *
  * Everything else is out of line in entry.c: start-up, refills and
  * flushes, other sizes, frees of other caches' blocks, junk filling,
@@ -22,13 +21,11 @@
 #include "track.h"
 
 void *rsb_entry_malloc_slow(size_t size);
-void rsb_entry_free_other(rsb_allocator *a, rsb_thread_cache *t, rsb_span *s, void **b);
 
 /* The fast path alone: a block, or NULL when the slow path must run (the
  * caller then tail-calls it, so the fast path needs no stack frame). */
 RSB_INLINE void *rsb_entry_malloc_fast(size_t size) {
-    rsb_thread_cache *t = rsb_tc;
-    if (likely(size <= RSB_CLASS_LUT_MAX && t != NULL)) return rsb_tc_pop(&rsb_global, t, rsb_class_lut[(size + 15) >> 4]);
+    if (likely(size <= RSB_CLASS_LUT_MAX)) return rsb_tc_pop(&rsb_global, rsb_tc, rsb_class_lut[(size + 15) >> 4]);
     return NULL;
 }
 
@@ -40,14 +37,10 @@ RSB_INLINE void *rsb_entry_malloc(size_t size) {
 /* free without valgrind's quarantine (track.c frees through it too). */
 RSB_INLINE void rsb_entry_free_now(void *p) {
     rsb_allocator *a = &rsb_global;
-    rsb_span *s = rsb_free_begin(a, p); /* checks p; NULL: the slow path finished */
-    if (unlikely(s == NULL)) return;
-    rsb_thread_cache *t = rsb_tc;
-    if (unlikely(t == NULL || rsb_span_owner(s) + 1u != t->cache1)) {
-        rsb_entry_free_other(a, t, s, (void **)p);
-        return;
-    }
-    rsb_tc_push(a, t, s->cls, (void **)p);
+    unsigned cls;
+    const rsb_span *d = rsb_free_begin(a, p, &cls); /* checks p; NULL: the slow path finished */
+    if (unlikely(d == NULL)) return;
+    rsb_tc_push(a, rsb_tc, cls, (void **)p); /* rsb_tc_off: to the shared cache */
 }
 
 void rsb_entry_free_untracked(void *p);

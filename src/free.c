@@ -66,9 +66,19 @@ static void run_free(rsb_allocator *a, rsb_span *s) {
 /* Called from the inline free with p rather than its descriptor, which is
  * looked up again here: passing the descriptor costs the malloc(32)+free
  * fast path two more instructions (callgrind) for a call it never makes. */
-void rsb_run_free_at(rsb_allocator *a, rsb_chunk *ch, void *p) { run_free(a, rsb_span_guess(ch, p)); }
+void rsb_run_free_at(void *p, rsb_chunk *ch, rsb_allocator *a) { run_free(a, rsb_span_guess(ch, p)); }
 
-void rsb_free_slow(rsb_allocator *a, void *p) {
+void rsb_free_checked(rsb_allocator *a, void **b) {
+    rsb_span *s = rsb_span_guess(rsb_pages_chunk_of(&a->pages, b), b);
+    if (unlikely(a->junk)) { /* the double-free marker stays */
+        void *mark = b[1];
+        rsb_memset(b, RSB_JUNK_FREE, rsb_slab_block(s));
+        b[1] = mark;
+    }
+    rsb_cache_free(a, rsb_cache_of_thread(a), s, b);
+}
+
+void rsb_free_slow(void *p, rsb_allocator *a) {
     if (!p) return;
     rsb_ptr_info info;
     rsb_ptr_kind k = rsb_classify(a, p, &info);

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os/os.h"
 #include "page/huge.h"
+#include "purge.h"
 #include "stats.h"
 #include "thread_cache.h"
 
@@ -72,6 +73,7 @@ static void atfork_child(void) {
     rsb_allocator *a = &rsb_global;
     rsb_lock_reset(&a->pages.lock);
     for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_reset(&a->caches[i].lock);
+    rsb_bg_forget(); /* started again on the child's first slow path */
 }
 
 static void verbose_report(void) {
@@ -91,6 +93,8 @@ static void verbose_report(void) {
     rsb_buf_str(&b, rsb_opt.stats ? "on" : "off");
     rsb_buf_str(&b, ", junk ");
     rsb_buf_str(&b, rsb_opt.junk ? "on" : "off");
+    rsb_buf_str(&b, ", background purge ");
+    rsb_buf_str(&b, rsb_opt.background_purge ? "on" : "off");
     rsb_buf_str(&b, "\n");
     rsb_buf_flush(&b, 2);
 }
@@ -108,9 +112,46 @@ __attribute__((constructor)) static void rsb_constructor(void) {
         __atomic_store_n(&rsb_global.fast, !rsb_opt.junk, __ATOMIC_RELEASE);
     }
     rsb_os_atfork(atfork_prepare, atfork_parent, atfork_child);
+    if (rsb_opt.background_purge) rsb_bg_ensure(&rsb_global);
     if (rsb_opt.verbose) verbose_report();
 }
 
+/* The report goes to stderr, or to RSBMALLOC_STATS_FILE (for programs
+ * that close stderr before they exit); "%p" in the path is the pid. */
+static void stats_at_exit(void) {
+    if (!rsb_opt.stats_file[0]) {
+        rsb_stats_report(&rsb_global, 2);
+        return;
+    }
+    char path[sizeof rsb_opt.stats_file + 24];
+    size_t n = 0;
+    for (const char *s = rsb_opt.stats_file; *s && n + 21 < sizeof path; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            rsb_buf b;
+            b.len = 0;
+            rsb_buf_dec(&b, rsb_os_pid());
+            for (size_t i = 0; i < b.len; i++) path[n++] = b.data[i];
+            s++;
+        } else {
+            path[n++] = *s;
+        }
+    }
+    path[n] = 0;
+    int fd = rsb_os_open_report(path);
+    if (fd < 0) {
+        rsb_buf b;
+        b.len = 0;
+        rsb_buf_str(&b, "rsbmalloc: warning: cannot write the statistics to ");
+        rsb_buf_str(&b, path);
+        rsb_buf_str(&b, "\n");
+        rsb_buf_flush(&b, 2);
+        return;
+    }
+    rsb_stats_report(&rsb_global, fd);
+    rsb_os_close(fd);
+}
+
 __attribute__((destructor)) static void rsb_destructor(void) {
-    if (rsb_opt.stats) rsb_stats_report(&rsb_global, 2);
+    rsb_bg_stop();
+    if (rsb_opt.stats) stats_at_exit();
 }

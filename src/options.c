@@ -82,8 +82,20 @@ bool rsb_options_load(void) {
         if (prefix_eq(e, "RSBMALLOC_STATS", &v) || prefix_eq(e, "RSBMALLOC_SHOW_STATS", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.stats = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_STATS_FILE", &v)) {
+            size_t n = 0;
+            while (v[n] && n + 1 < sizeof rsb_opt.stats_file) n++;
+            if (v[n] || n == 0) {
+                warn(e, "expected a path of 1 to 255 bytes; ignored");
+            } else {
+                for (size_t i = 0; i <= n; i++) rsb_opt.stats_file[i] = v[i];
+                rsb_opt.stats = true;
+            }
         } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.verbose = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_BACKGROUND_PURGE", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.background_purge = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
         } else if (prefix_eq(e, "RSBMALLOC_JUNK", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.junk = bv;

@@ -9,8 +9,10 @@ typedef struct rsb_options {
     bool stats;             /* RSBMALLOC_STATS: report at exit */
     bool verbose;           /* RSBMALLOC_VERBOSE: options and warnings */
     bool junk;              /* RSBMALLOC_JUNK: fill new blocks 0xAB, freed 0xDF */
+    bool background_purge;  /* RSBMALLOC_BACKGROUND_PURGE: a purge thread (src/purge.h) */
     uint32_t caches;        /* RSBMALLOC_CACHES: 0 = automatic */
     int32_t purge_delay_ms; /* RSBMALLOC_PURGE_DELAY_MS: -1 never */
+    char stats_file[256];   /* RSBMALLOC_STATS_FILE: report there ("%p": the pid); implies stats */
 } rsb_options;
 
 extern rsb_options rsb_opt;

@@ -7,8 +7,15 @@
  * (key ^ address, written by free, cleared by malloc).
  *
  * Invariant (owner cache lock held): used + (length of the free list) +
- * (capacity - bump) == capacity; every block on the free list lies in
- * [0, bump) and starts at a multiple of the block size (rsb_slab_check).
+ * parked + (capacity - bump) == capacity; every block on the free list lies
+ * in [0, bump) and starts at a multiple of the block size (rsb_slab_check).
+ *
+ * Scrubbing (hosted): the OS pages of a slab whose every block is free go
+ * back to the system (MADV_DONTNEED); the free blocks on them leave the free
+ * list ("parked": their links would read as zero) and each page's `purged`
+ * bits say which OS pages went.  When the slab needs blocks again and its
+ * free list is empty, the parked blocks are linked back (rsb_slab_unpark),
+ * before any never-used block is carved; the pages fault in as reused.
  *
  * With RSB_HARDEN a link is stored XOR-ed with a secret and the block's own
  * address, and every link read is checked to land inside the same slab: a
@@ -43,9 +50,10 @@ RSB_INLINE void *rsb_link_get(uint64_t key, const rsb_span *s, char *start, void
     return n;
 }
 
-/* No free block and nothing left to carve (true of rsb_empty_span). */
+/* No free block, nothing parked and nothing left to carve (true of
+ * rsb_empty_span). */
 RSB_INLINE bool rsb_slab_exhausted(const rsb_span *s) {
-    return !rsb_slab_has_free(s) && s->u.s.bump >= rsb_slab_capacity(s);
+    return !rsb_slab_has_free(s) && s->u.s.bump >= rsb_slab_capacity(s) && rsb_slab_parked(s) == 0;
 }
 
 /* Push block b on slab s's free list. */
@@ -73,6 +81,12 @@ void rsb_slab_carve(uint64_t key, rsb_span *s);
  * with rsb_link_set, lowest address first); returns how many.  They count
  * as used. */
 uint32_t rsb_slab_carve_list(uint64_t key, rsb_span *s, uint32_t n, void **list);
+/* Give back the OS pages of s that hold no block in use (owner cache lock
+ * held: the madvise runs under it, so the slab cannot be released and
+ * reused meanwhile).  Returns the bytes given back. */
+size_t rsb_slab_scrub(uint64_t key, rsb_span *s);
+/* Link s's parked blocks back onto its free list (owner cache lock held). */
+void rsb_slab_unpark(uint64_t key, rsb_span *s);
 /* The slab invariant above (RSB_CHECK). */
 void rsb_slab_check(uint64_t key, const rsb_span *s);
 

@@ -1,31 +1,37 @@
 /* Thread caches: see thread_cache.h. */
 #include "thread_cache.h"
 
-__thread rsb_thread_cache *rsb_tc RSB_IE_TLS;
+rsb_thread_cache rsb_tc_off;
+__thread rsb_thread_cache *rsb_tc RSB_IE_TLS = &rsb_tc_off;
 __thread uint8_t rsb_tc_state RSB_IE_TLS;
 __thread uint8_t rsb_tc_warmup RSB_IE_TLS;
 uint8_t rsb_tc_cap[RSB_TC_CLASSES];
+uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 
-/* About 2 KiB per class: 32 blocks of 16..64 B down to 4 blocks of 1 KiB;
- * 2 blocks of each class up to 8 KiB, 1 up to RSB_TC_ONE_MAX (enough for a
- * malloc/free pair to take no lock), none above (a free goes straight back
- * to the shared cache).  At most ~160 KiB + ~360 KiB per thread if a thread
- * fills every class, usually far less. */
+/* Up to 8 KiB per class for classes up to 1 KiB (64 blocks of 16..128 B,
+ * at least 8), 4 blocks up to 4 KiB, 2 up to 8 KiB, 1 up to RSB_TC_ONE_MAX
+ * (enough for a malloc/free pair to take no lock), none above (a free goes
+ * straight back to the shared cache).  A batch, the unit of moves to and
+ * from the shared cache, is half of that.  If a thread filled every class
+ * it would hold ~190 KiB below 1 KiB and ~400 KiB above; usually far less. */
 #define RSB_TC_ONE_MAX 65536
 void rsb_tc_init(void) {
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
-        unsigned size = rsb_class_size[c], cap = 2048 / size;
+        unsigned size = rsb_class_size[c], cap = 8192 / size;
         if (size > RSB_TC_ONE_MAX)
             cap = 0;
         else if (size > 8192)
             cap = 1;
-        else if (size > 1024)
+        else if (size > 4096)
             cap = 2;
-        else if (cap < 4)
+        else if (size > 1024)
             cap = 4;
-        else if (cap > 32)
-            cap = 32;
+        else if (cap < 8)
+            cap = 8;
+        else if (cap > 64)
+            cap = 64;
         rsb_tc_cap[c] = (uint8_t)cap;
+        rsb_tc_batch[c] = (uint8_t)(cap >= 2 ? cap / 2 : cap);
     }
 }
 
@@ -84,63 +90,75 @@ void *rsb_tc_start(rsb_allocator *a, unsigned cls) {
         rsb_tc_state = RSB_TC_DEAD;
         return rsb_small_alloc(a, cls);
     }
-    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_cap[c];
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int16_t)rsb_tc_batch[c];
     t->cache1 = rsb_cache_of_thread(a)->index + 1;
     rsb_tc_state = RSB_TC_ON;
     rsb_tc = t;
     return rsb_tc_refill(a, t, cls);
 }
 
+static rsb_cache *home(rsb_allocator *a, const rsb_thread_cache *t) { return &a->caches[t->cache1 - 1]; }
+
 void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
-    unsigned got;
-    unsigned want = (rsb_tc_cap[cls] + 1u) / 2;
-    void **b = rsb_cache_take_batch(a, &a->caches[t->cache1 - 1], cls, want ? want : 1, &got);
-    if (!b) return NULL;
-    t->head[cls] = rsb_batch_link_get(a, b, cls);
-    t->room[cls] = (int8_t)(rsb_tc_cap[cls] - (got - 1));
-    b[1] = NULL;
-    return b;
+    unsigned batch = rsb_tc_batch[cls];
+    if (t->spare[cls]) { /* the spare batch becomes the head */
+        t->head[cls] = t->spare[cls];
+        t->spare[cls] = NULL;
+        t->room[cls] = 0;
+    } else {
+        unsigned got;
+        void *list = rsb_cache_take_batch(a, home(a, t), cls, batch ? batch : 1, &got);
+        if (!list) return NULL;
+        t->head[cls] = list;
+        t->room[cls] = (int16_t)((int)batch - (int)got);
+    }
+    return rsb_tc_pop(a, t, cls);
 }
 
-/* Give the whole list of class cls back to the thread's shared cache. */
-static void give_back(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
-    void *list = t->head[cls];
-    t->head[cls] = NULL;
-    t->room[cls] = (int8_t)rsb_tc_cap[cls];
-    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], list, cls);
-}
-
-void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
-    unsigned keep = rsb_tc_cap[cls] / 2u;
-    if (keep == 0) { /* cap 0 or 1: give everything back */
-        give_back(a, t, cls);
+/* A free found head full (room at -1): head's B blocks become the spare
+ * list and b starts a new head; the previous spare goes back whole (a
+ * transfer slot takes it if one is free).  A class without a spare list
+ * (cap <= 1) gives head back at once; cap 0 gives b itself.  For
+ * rsb_tc_off, b goes straight to the shared cache. */
+void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b) {
+    if (t == &rsb_tc_off) {
+        t->room[cls] = 0; /* back to "never positive" */
+        rsb_free_checked(a, b);
         return;
     }
-    void **b = (void **)t->head[cls];
-    for (unsigned i = 1; i < keep; i++) b = (void **)rsb_batch_link_get(a, b, cls);
-    void *rest = rsb_batch_link_get(a, b, cls);
+    unsigned batch = rsb_tc_batch[cls];
+    if (batch == 0) { /* cap 0: the block goes straight back */
+        t->room[cls] = 0;
+        rsb_link_set(a->link_key, b, NULL);
+        rsb_cache_put_batch(a, home(a, t), b, cls, 1);
+        return;
+    }
+    void *full = t->head[cls];
     rsb_link_set(a->link_key, b, NULL);
-    t->room[cls] = (int8_t)(rsb_tc_cap[cls] - keep);
-    rsb_cache_put_batch(a, &a->caches[t->cache1 - 1], rest, cls);
-}
-
-void rsb_outbox_send(rsb_allocator *a, rsb_outbox *o) {
-    RSB_ASSERT(o->count > 0 && o->owner1 != 0);
-    rsb_remote_free_chain(a, o->owner1 - 1, o->head, o->tail);
-    o->head = o->tail = NULL;
-    o->count = 0;
-    o->owner1 = 0;
+    t->head[cls] = b;
+    t->room[cls] = (int16_t)(batch - 1);
+    void *give = full;
+    if (rsb_tc_cap[cls] >= 2 * batch) {
+        give = t->spare[cls];
+        t->spare[cls] = full;
+    }
+    if (give) rsb_cache_put_batch(a, home(a, t), give, cls, batch);
 }
 
 void rsb_tc_drain(rsb_allocator *a, rsb_thread_cache *t, bool turn_off) {
-    if (!t) return;
+    if (t == &rsb_tc_off) return;
     RSB_EXPENSIVE(rsb_tc_check(a, t));
-    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++)
-        if (t->out[i].count) rsb_outbox_send(a, &t->out[i]);
-    for (unsigned c = 0; c < RSB_TC_CLASSES; c++)
-        if (t->head[c]) give_back(a, t, c);
+    /* Sorted home (not into transfer slots): this is for trim, statistics
+     * or the thread's exit. */
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
+        void *lists[2] = {t->head[c], t->spare[c]};
+        t->head[c] = t->spare[c] = NULL;
+        t->room[c] = (int16_t)rsb_tc_batch[c];
+        for (unsigned k = 0; k < 2; k++)
+            if (lists[k]) rsb_cache_put_batch(a, home(a, t), lists[k], c, 0);
+    }
     if (turn_off) {
-        rsb_tc = NULL;
+        rsb_tc = &rsb_tc_off;
         rsb_tc_state = RSB_TC_DEAD;
         tc_delete(a, t);
     }
@@ -149,22 +167,17 @@ void rsb_tc_drain(rsb_allocator *a, rsb_thread_cache *t, bool turn_off) {
 void rsb_tc_check(const rsb_allocator *a, const rsb_thread_cache *t) {
     RSB_CHECK(t->cache1 >= 1 && t->cache1 <= a->ncaches, "thread cache names no cache");
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
-        int n = 0;
-        for (void **b = (void **)t->head[c]; b; b = (void **)rsb_batch_link_get(a, b, c)) {
-            rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, b);
-            RSB_CHECK(ch != NULL, "thread cache holds a foreign block");
-            const rsb_span *s = rsb_span_of(ch, b);
-            RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c && rsb_span_owner(s) == t->cache1 - 1,
-                      "thread cache holds a block of the wrong slab");
-            RSB_CHECK(++n <= rsb_tc_cap[c] + 1, "thread cache list longer than its cap");
-        }
-        RSB_CHECK(t->room[c] == rsb_tc_cap[c] - n && t->room[c] >= -1, "thread cache room mismatch");
-    }
-    for (unsigned i = 0; i < RSB_OUTBOX_SLOTS; i++) {
-        const rsb_outbox *o = &t->out[i];
-        uint32_t n = 0;
-        for (void **b = (void **)o->head; b; b = (void **)b[0]) n++;
-        RSB_CHECK(n == o->count && (n == 0) == (o->head == NULL) && (n == 0 || o->owner1 != 0),
-                  "outbox count mismatch");
+        int n[2] = {0, 0};
+        for (unsigned k = 0; k < 2; k++)
+            for (void **b = (void **)(k ? t->spare[c] : t->head[c]); b; b = (void **)rsb_batch_link_get(a, b, c)) {
+                rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, b);
+                RSB_CHECK(ch != NULL, "thread cache holds a foreign block");
+                const rsb_span *s = rsb_span_of(ch, b);
+                RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c, "thread cache holds a block of the wrong slab");
+                RSB_CHECK(++n[k] <= rsb_tc_cap[c] + 1, "thread cache list longer than its cap");
+            }
+        RSB_CHECK(t->room[c] == rsb_tc_batch[c] - n[0] && t->room[c] >= -1, "thread cache room mismatch");
+        RSB_CHECK(n[1] == 0 || (n[1] == rsb_tc_batch[c] && rsb_tc_cap[c] >= 2 * rsb_tc_batch[c]),
+                  "thread cache spare list is not one batch");
     }
 }

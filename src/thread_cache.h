@@ -3,23 +3,33 @@
  * thread in front of its shared cache (cache.h), so that most malloc/free
  * pairs take no lock and no atomic instruction.  Blocks move between a
  * thread cache and the thread's shared cache in batches, under that cache's
- * spinlock: one lock per batch instead of one per block.  A thread also
- * keeps an outbox of the blocks it freed that belong to other caches, sent
- * to their owners as chains (one CAS for up to RSB_OUTBOX_BATCH frees).
+ * spinlock: one lock per batch instead of one per block.  A thread cache
+ * takes the blocks its thread frees whichever cache owns their slab, so a
+ * thread that frees what another allocated (a server's workers, larson)
+ * reuses those blocks itself; a flush sorts them home: its own cache's onto
+ * their slabs, the others' onto their owners' remote stacks, one chain per
+ * owner (rsb_cache_put_batch).
  *
  * Invariants (rsb_tc_check)
- *   - Blocks in a thread cache belong to slabs owned by the cache cache1 - 1
- *     and count as used in their slab; those the program freed carry the
+ *   - Blocks in a thread cache belong to live slabs of their class (of any
+ *     owner) and count as used there; those the program freed carry the
  *     double-free marker (blocks of a refill that were never handed out
  *     need not).
- *   - room[cls] == rsb_tc_cap[cls] - (length of head[cls]); it never goes
- *     below -1 (the free that takes it there flushes).  Kept as room rather
- *     than a count so that free's test is one decrement.
- *   - rsb_tc is the thread's cache while it is on (state ON), NULL otherwise
- *     (not set up yet, being set up, thread exiting, junk filling,
- *     valgrind): then the thread holds no blocks at all.
- *   - An outbox holds count blocks, all of slabs owned by cache owner1 - 1,
- *     counted as used there; count == 0 iff head == NULL.
+ *   - Each class holds two lists: head[cls], which malloc pops and free
+ *     pushes, of at most B = rsb_tc_batch[cls] blocks, and spare[cls], empty
+ *     or exactly B blocks.  room[cls] == B - (length of head[cls]); it never
+ *     goes below -1 (the free that takes it there rotates: the B blocks of
+ *     head become the spare list, the old spare goes back whole, and the
+ *     freed block starts a new head).  Kept as
+ *     room rather than a count so that free's test is one decrement; a
+ *     rotation and a refill are O(1), no list is ever walked.
+ *   - rsb_tc is the thread's cache while it is on (state ON), otherwise
+ *     &rsb_tc_off (not set up yet, being set up, thread exiting, junk
+ *     filling, valgrind): a shared stand-in whose lists are always empty and
+ *     whose room is never positive, so malloc's pop finds nothing and free's
+ *     push goes to rsb_tc_flush, which frees the block to the shared cache.
+ *     The fast paths then need no "is it on?" test.  Its room is written by
+ *     any thread, never read for anything but its sign.
  *
  * TLS: a thread cache is taken from a pool of them when the thread turns it
  * on (thread_cache.c); the thread-local state is a pointer and two bytes of
@@ -41,34 +51,27 @@ enum { RSB_TC_NEW = 0, RSB_TC_SETUP, RSB_TC_ON, RSB_TC_DEAD };
  * short-lived thread never pays for setting one up and flushing it. */
 #define RSB_TC_WARMUP 64
 
-/* Blocks this thread freed that belong to another cache, waiting to be sent
- * to it as one chain.  Direct-mapped by owner index; a collision sends the
- * occupant.  Links are plain first words, as on the owner's remote stack. */
-#define RSB_OUTBOX_SLOTS 8
-#define RSB_OUTBOX_BATCH 32
-typedef struct rsb_outbox {
-    void *head, *tail;
-    uint32_t owner1; /* 1 + owner cache index, 0 when empty */
-    uint32_t count;
-} rsb_outbox;
-
 typedef struct rsb_thread_cache {
     void *head[RSB_TC_CLASSES];
-    int8_t room[RSB_TC_CLASSES];
+    int16_t room[RSB_TC_CLASSES];
+    void *spare[RSB_TC_CLASSES];
     uint32_t cache1; /* 1 + index of this thread's shared cache */
-    rsb_outbox out[RSB_OUTBOX_SLOTS];
 } rsb_thread_cache;
 
 #define RSB_IE_TLS __attribute__((tls_model("initial-exec")))
-extern __thread rsb_thread_cache *rsb_tc RSB_IE_TLS;
+extern rsb_thread_cache rsb_tc_off;
+extern __thread rsb_thread_cache *rsb_tc RSB_IE_TLS; /* never NULL */
 extern __thread uint8_t rsb_tc_state RSB_IE_TLS;  /* RSB_TC_NEW ... */
 extern __thread uint8_t rsb_tc_warmup RSB_IE_TLS; /* NEW: small allocations so far */
 
-/* Blocks each class may hold (set by rsb_tc_init). */
+/* Blocks each class may hold in all, and in one batch (set by rsb_tc_init):
+ * 2 * batch <= cap, or batch = cap <= 1 with no spare list. */
 extern uint8_t rsb_tc_cap[RSB_TC_CLASSES];
+extern uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 
 /* Pop a block of class cls (< RSB_TC_CLASSES) or NULL. */
 RSB_INLINE void *rsb_tc_pop(const rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
+    /* rsb_tc_off's lists are empty: NULL. */
     void **b = (void **)t->head[cls];
     if (unlikely(b == NULL)) return NULL;
     t->head[cls] = rsb_batch_link_get(a, b, cls);
@@ -77,32 +80,20 @@ RSB_INLINE void *rsb_tc_pop(const rsb_allocator *a, rsb_thread_cache *t, unsigne
     return b;
 }
 
-/* Push checked, marked block b of class cls; flush when over the cap. */
-void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls);
+/* Push checked, marked block b of class cls; when head is full, rotate
+ * (or, for rsb_tc_off, free b to the shared cache) instead. */
+void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b);
 RSB_INLINE void rsb_tc_push(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b) {
+    if (unlikely(--t->room[cls] < 0)) {
+        rsb_tc_flush(a, t, cls, b);
+        return;
+    }
     rsb_link_set(a->link_key, b, t->head[cls]);
     t->head[cls] = b;
-    if (unlikely(--t->room[cls] < 0)) rsb_tc_flush(a, t, cls);
 }
 
-/* Send an outbox's chain to its owner's remote stack. */
-void rsb_outbox_send(rsb_allocator *a, rsb_outbox *o);
-
-/* A block of a slab owned by another cache: queue it for its owner. */
-RSB_INLINE void rsb_outbox_put(rsb_allocator *a, rsb_thread_cache *t, uint32_t owner, void **b) {
-    rsb_outbox *o = &t->out[owner & (RSB_OUTBOX_SLOTS - 1)];
-    if (unlikely(o->owner1 != owner + 1)) {
-        if (o->count) rsb_outbox_send(a, o);
-        o->owner1 = owner + 1;
-        o->tail = b;
-    }
-    b[0] = o->head;
-    o->head = b;
-    if (unlikely(++o->count >= RSB_OUTBOX_BATCH)) rsb_outbox_send(a, o);
-}
-
-/* Malloc of class cls when t's list is empty: refill it with a batch.  NULL
- * if out of memory. */
+/* Malloc of class cls when t's head list is empty: the spare list becomes
+ * the head, or a batch comes from the shared cache.  NULL if out of memory. */
 void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls);
 /* Malloc of class cls while the thread cache is off: count towards the
  * warm-up, turn it on when that is over, or allocate from the shared cache. */

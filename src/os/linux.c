@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <linux/futex.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
@@ -71,30 +72,37 @@ static void *sys_mremap(void *old, size_t old_len, size_t new_len, int flags, vo
 }
 #endif
 
-static void *raw_map(size_t size) {
-    void *p = sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+/* MAP_NORESERVE: address space only (the kernel's heuristic overcommit
+ * then never refuses); without it the mapping is charged and may be
+ * refused, which is what a user block needs. */
+static void *raw_map(size_t size, int extra) {
+    void *p = sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-void *rsb_os_map(size_t size, size_t align, size_t offset) {
+static void *map_aligned(size_t size, size_t align, size_t offset, int extra);
+
+void *rsb_os_map(size_t size, size_t align, size_t offset) { return map_aligned(size, align, offset, MAP_NORESERVE); }
+void *rsb_os_map_block(size_t size, size_t align, size_t offset) { return map_aligned(size, align, offset, 0); }
+
+static void *map_aligned(size_t size, size_t align, size_t offset, int extra) {
     int saved = errno;
     void *res = NULL;
     if (injected_failure()) goto out;
     if (align <= rsb_os_page && offset == 0) {
-        res = raw_map(size);
+        res = raw_map(size, extra);
         goto out;
     }
     /* Over-map by align, then trim the head and the tail.  Try the exact size
      * first: the kernel often hands out an address that already fits. */
-    void *p = raw_map(size);
+    void *p = raw_map(size, extra);
     if (p && (((uintptr_t)p + offset) & (align - 1)) == 0) {
         res = p;
         goto out;
     }
     if (p) sys_munmap(p, size);
     if (size > SIZE_MAX - align) goto out;
-    char *raw = raw_map(size + align);
+    char *raw = raw_map(size + align, extra);
     if (!raw) goto out;
     uintptr_t start = (((uintptr_t)raw + offset + align - 1) & ~(uintptr_t)(align - 1)) - offset;
     if (start < (uintptr_t)raw) start += align;
@@ -270,6 +278,21 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
 
 void rsb_os_abort(void) { abort(); }
 
+int rsb_os_open_report(const char *path) {
+    int saved = errno;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = saved;
+    return fd;
+}
+
+void rsb_os_close(int fd) {
+    int saved = errno;
+    syscall(SYS_close, fd);
+    errno = saved;
+}
+
+unsigned long rsb_os_pid(void) { return (unsigned long)syscall(SYS_getpid); }
+
 extern char **environ;
 
 /* environ directly: getenv is fine too, but this runs before libc may be
@@ -296,6 +319,31 @@ bool rsb_os_thread_exit_init(void (*fn)(void *arg)) {
 }
 
 bool rsb_os_on_thread_exit(void *arg) { return exit_key_ok && pthread_setspecific(exit_key, arg) == 0; }
+
+static pthread_t own_thread;
+static void (*own_fn)(void *);
+static void *own_arg;
+
+static void *own_main(void *unused) {
+    (void)unused;
+    own_fn(own_arg);
+    return NULL;
+}
+
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    own_fn = fn;
+    own_arg = arg;
+    return pthread_create(&own_thread, NULL, own_main, NULL) == 0;
+}
+
+void rsb_os_thread_join(void) { pthread_join(own_thread, NULL); }
+
+void rsb_os_sleep_ms(uint32_t ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    int saved = errno;
+    syscall(SYS_nanosleep, &ts, NULL);
+    errno = saved;
+}
 
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     pthread_atfork(prepare, parent, child);

@@ -29,6 +29,11 @@ extern size_t rsb_os_page;
  * >= the OS page).  If offset_from_align is nonzero the returned address p
  * satisfies (p + offset_from_align) % align == 0 instead.  NULL on failure. */
 void *rsb_os_map(size_t size, size_t align, size_t offset_from_align);
+/* The same for the memory of one block (huge blocks): counted against the
+ * system's commit limit, so that a size the system cannot back fails here
+ * (ENOMEM for malloc) instead of killing the program on first touch.
+ * rsb_os_map only reserves address space (chunks, metadata). */
+void *rsb_os_map_block(size_t size, size_t align, size_t offset_from_align);
 /* Unmap a range obtained from rsb_os_map (or part of one). */
 void rsb_os_unmap(void *p, size_t size);
 /* Tell the OS the contents are not needed: RSS drops now, reads give zero.
@@ -55,6 +60,11 @@ void rsb_os_wake(uint32_t *word);
  * panic hook. */
 void rsb_os_write_fd(int fd, const char *s, size_t n);
 void rsb_os_abort(void) __attribute__((noreturn));
+/* A file for a report: created or truncated, write only; -1 if it cannot
+ * be.  rsb_os_close when done. */
+int rsb_os_open_report(const char *path);
+void rsb_os_close(int fd);
+unsigned long rsb_os_pid(void);
 /* Environment lookup without allocating; NULL if unset or not yet known. */
 const char *rsb_os_getenv(const char *name);
 
@@ -62,6 +72,11 @@ const char *rsb_os_getenv(const char *name);
  * rsb_os_thread_exit_init(fn) once at start-up; false if unavailable. */
 bool rsb_os_thread_exit_init(void (*fn)(void *arg));
 bool rsb_os_on_thread_exit(void *arg);
+/* A thread of the library's own (the background purge): started running
+ * fn(arg); false if it cannot be.  rsb_os_thread_join waits for it to end. */
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg);
+void rsb_os_thread_join(void);
+void rsb_os_sleep_ms(uint32_t ms);
 /* fork(): prepare runs in the parent before, parent/child after.  May
  * allocate: call only once the allocator is ready. */
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));

@@ -20,6 +20,9 @@ void *rsb_os_map(size_t size, size_t align, size_t offset_from_align) {
     (void)size, (void)align, (void)offset_from_align;
     return NULL;
 }
+void *rsb_os_map_block(size_t size, size_t align, size_t offset_from_align) {
+    return rsb_os_map(size, align, offset_from_align);
+}
 void rsb_os_unmap(void *p, size_t size) { (void)p, (void)size; }
 bool rsb_os_purge(void *p, size_t size) {
     (void)p, (void)size;
@@ -54,6 +57,12 @@ bool rsb_os_on_thread_exit(void *arg) {
     (void)arg;
     return false;
 }
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    (void)fn, (void)arg;
+    return false;
+}
+void rsb_os_thread_join(void) {}
+void rsb_os_sleep_ms(uint32_t ms) { (void)ms; }
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     (void)prepare, (void)parent, (void)child;
 }
@@ -93,6 +102,13 @@ void rsb_os_write_fd(int fd, const char *s, size_t n) {
     if (panic_len && panic_msg[panic_len - 1] == '\n') panic_len--; /* the hook adds its own */
     panic_msg[panic_len] = 0;
 }
+
+int rsb_os_open_report(const char *path) {
+    (void)path;
+    return -1;
+}
+void rsb_os_close(int fd) { (void)fd; }
+unsigned long rsb_os_pid(void) { return 0; }
 
 void rsb_os_abort(void) {
     if (panic_hook) panic_hook(panic_msg);

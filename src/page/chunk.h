@@ -32,6 +32,9 @@ enum rsb_span_flags {
     RSB_SF_DIRTY = 2,  /* FREE: some page may be resident (not purged yet)     */
     RSB_SF_STALE = 4,  /* FREE: not on the dirty list, yet not known to be zero */
     RSB_SF_SPARE = 8,  /* RUN: freed, kept whole as a spare page run           */
+    /* SLAB (the bits FREE and RUN use mean this for a slab): */
+    RSB_SF_RETURNED = 2, /* SLAB: blocks came back since the last scrub pass    */
+    RSB_SF_AGING = 4,    /* SLAB: ... and none in the pass before: scrub it next  */
 };
 
 typedef struct rsb_span rsb_span;
@@ -58,15 +61,19 @@ typedef struct rsb_chunk {
 } __attribute__((aligned(RSB_FREESTANDING ? 16 : RSB_CACHELINE))) rsb_chunk;
 
 /* Header of a huge block, at a chunk-aligned address.  The block starts at
- * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and extends to the end
- * of the mapping (all of it usable).  magic and kind are at the same
- * offsets as in rsb_chunk, so a registered header is told apart by kind. */
+ * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and ends at (char *)h +
+ * end (all of it usable); offset < end <= map_size, both multiples of the
+ * OS page.  Pages in [end, map_size) are slack: mapped, not the program's,
+ * unmapped after the purge delay (src/page/huge.c).  magic and kind are at
+ * the same offsets as in rsb_chunk, so a registered header is told apart by
+ * kind. */
 typedef struct rsb_huge {
     uint64_t magic;
     uint32_t kind;               /* RSB_HDR_HUGE, or RSB_HDR_HUGE_SPARE while freed */
-    uint32_t freed_ms;           /* spare: when it was freed */
+    uint32_t freed_ms;           /* spare: when it was freed; live: since when it has slack */
     size_t map_size;
     size_t offset;
+    size_t end;
 } rsb_huge;
 _Static_assert(__builtin_offsetof(rsb_chunk, magic) == __builtin_offsetof(rsb_huge, magic) &&
                    __builtin_offsetof(rsb_chunk, kind) == __builtin_offsetof(rsb_huge, kind),

@@ -1,12 +1,20 @@
 /*
  * Huge blocks: sizes above RSB_RUN_MAX, each in a mapping of its own whose
  * chunk-aligned first bytes are an rsb_huge header (chunk.h), registered so
- * that free finds it.  Freed mappings are kept as spares (at most
- * RSB_SPARE_HUGE, RSB_SPARE_HUGE_MAX_BYTES in all), so that a program that
- * allocates and frees big blocks in a loop does not pay mmap/munmap and
- * page faults each time; they stay registered with kind RSB_HDR_HUGE_SPARE
- * (a second free of the old pointer is still diagnosed) and are unmapped
- * after the purge delay.  Without an OS (a region) every huge request fails.
+ * that free finds it.  Resident memory is reused rather than given back at
+ * once, so that programs that allocate, fill and free big blocks in a loop,
+ * or grow and shrink one buffer, do not pay mmap/munmap and a page fault per
+ * page each time:
+ *   - a freed mapping is kept as a spare (at most RSB_SPARE_HUGE of them,
+ *     RSB_SPARE_HUGE_MAX_BYTES in all, each at most RSB_SPARE_HUGE_MAX_ONE),
+ *     still registered, with kind RSB_HDR_HUGE_SPARE (a second free of the
+ *     old pointer is still diagnosed); a request takes the smallest spare
+ *     that fits, or grows the largest smaller one in place or by mremap
+ *     (its resident pages move with it, nothing is copied);
+ *   - a block that shrinks keeps its pages past the new end as slack, and a
+ *     spare bigger than the request keeps the difference as slack;
+ *   - spares and slack are unmapped after the purge delay (and by trim).
+ * Without an OS (a region) every huge request fails.
  *
  * No lock is needed but the page lock around the spare list.
  */
@@ -25,7 +33,7 @@ void rsb_huge_free(rsb_pages *pg, rsb_huge *h);
  * chunk-aligned reservation (mremap).  NULL, block intact, if neither works. */
 void *rsb_huge_realloc(rsb_pages *pg, rsb_huge *h, size_t size);
 RSB_INLINE void *rsb_huge_block(const rsb_huge *h) { return (char *)h + h->offset; }
-RSB_INLINE size_t rsb_huge_usable(const rsb_huge *h) { return h->map_size - h->offset; }
+RSB_INLINE size_t rsb_huge_usable(const rsb_huge *h) { return h->end - h->offset; }
 /* Bytes of live huge blocks (their mappings, spares excluded). */
 size_t rsb_huge_in_use(const rsb_pages *pg);
 

@@ -191,7 +191,7 @@ static void purge_over_cap(rsb_pages *pg) {
 }
 
 static bool pending(const rsb_pages *pg) {
-    return pg->dirty_head || pg->spare_huge_bytes || pg->nspare_runs;
+    return pg->dirty_head || pg->spare_huge_bytes || pg->nspare_runs || pg->nslack_huge;
 }
 
 /* Start the purge clock if it is not running: memory is waiting. */
@@ -223,7 +223,7 @@ rsb_span *rsb_pages_alloc(rsb_pages *pg, uint32_t n, uint8_t kind, bool *zero) {
     free_span_cut(pg, c, s, n);
     s = span_make(c, idx, n, kind, 0);
     if (kind == RSB_SPAN_SLAB)
-        for (uint32_t i = 1; i < n; i++) s[i].head = (rsb_pgidx)idx;
+        for (uint32_t i = 1; i < n; i++) rsb_span_mark_page(s, i);
     else
         pg->run_bytes += (size_t)n << RSB_PAGE_SHIFT;
     c->used_pages += n;
@@ -272,6 +272,8 @@ void rsb_pages_free(rsb_pages *pg, rsb_span *s) {
     RSB_ASSERT(c->used_pages >= n);
     c->used_pages -= n;
     if (s->kind == RSB_SPAN_RUN) pg->run_bytes -= (size_t)n << RSB_PAGE_SHIFT;
+    else
+        for (uint32_t i = 1; i < n; i++) s[i].kind = RSB_SPAN_DEAD; /* no page outside a slab says SLAB */
     /* Merge with the span on the left: its last page names its head. */
     if (idx > c->first_page) {
         uint32_t lh = pages[idx - 1].head;
@@ -309,6 +311,7 @@ void rsb_pages_free(rsb_pages *pg, rsb_span *s) {
 
 /* Take spare i out of the list and make its span live (RUN, in use). */
 static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
+    if (RSB_SPARE_RUNS == 0) __builtin_unreachable(); /* no spares: never called (and no bounds warning) */
     rsb_span *s = pg->spare_runs[i];
     for (uint32_t j = i + 1; j < pg->nspare_runs; j++) pg->spare_runs[j - 1] = pg->spare_runs[j];
     pg->nspare_runs--;
@@ -320,7 +323,7 @@ static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
 }
 
 rsb_span *rsb_run_alloc(rsb_pages *pg, uint32_t n, bool *zero) {
-    for (uint32_t i = pg->nspare_runs; i-- > 0;)
+    for (uint32_t i = RSB_SPARE_RUNS ? pg->nspare_runs : 0; i-- > 0;)
         if (pg->spare_runs[i]->npages == n) {
             *zero = false;
             return spare_run_take(pg, i);
@@ -354,7 +357,7 @@ bool rsb_run_free(rsb_pages *pg, rsb_span *s) {
 bool rsb_pages_purge(rsb_pages *pg, bool all) {
     bool released = false;
     /* Spare runs first, so that they can merge and be purged below. */
-    while (pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
+    while (RSB_SPARE_RUNS && pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
     pg->spare_run_puts = 0;
     uint32_t now = (uint32_t)rsb_os_now_ms();
     rsb_span *s;
@@ -438,11 +441,22 @@ void rsb_pages_check(const rsb_pages *pg) {
                 used += s->npages;
                 prev_free = false;
                 if (s->kind == RSB_SPAN_SLAB)
-                    for (uint32_t j = 0; j < s->npages; j++)
-                        RSB_CHECK(pages[i + j].head == i, "slab page head wrong");
+                    for (uint32_t j = 0; j < s->npages; j++) {
+                        const rsb_span *d = &pages[i + j];
+                        RSB_CHECK(d->head == i, "slab page head wrong");
+                        RSB_CHECK(!RSB_PAGE_VIEW_EXACT || j == 0 ||
+                                      (d->kind == RSB_SPAN_SLAB && d->cls == s->cls &&
+                                       rsb_span_owner(d) == rsb_span_owner(s) &&
+                                       rsb_span_start(d) == rsb_span_start(s)),
+                                  "slab page replica wrong");
+                    }
                 else if (!(s->flags & RSB_SF_SPARE))
                     runs += (size_t)s->npages << RSB_PAGE_SHIFT;
+
             }
+            if (s->kind != RSB_SPAN_SLAB && RSB_PAGE_VIEW_EXACT)
+                for (uint32_t j = 1; j < s->npages; j++)
+                    RSB_CHECK(pages[i + j].kind != RSB_SPAN_SLAB, "a page outside a slab says SLAB");
             i += s->npages;
         }
         RSB_CHECK(used == c->used_pages, "used_pages mismatch");

@@ -58,6 +58,8 @@ typedef struct rsb_pages {
     size_t huge_count;           /* atomic; live huge blocks */
     struct rsb_huge *spare_huge[RSB_SPARE_HUGE]; /* page lock */
     size_t spare_huge_bytes;     /* page lock; read without it by stats */
+    struct rsb_huge *slack_huge[RSB_SPARE_HUGE]; /* live blocks with pages past their end */
+    uint32_t nslack_huge;        /* entries of slack_huge in use */
     /* Set by rsb_huge_init: give back spare huge mappings freed at least the
      * purge delay ago (all if `all`) as part of a purge. */
     bool (*expire_huge)(struct rsb_pages *pg, bool all, uint32_t now_ms);

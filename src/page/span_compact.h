@@ -70,6 +70,19 @@ RSB_INLINE void rsb_span_set_dprev(rsb_span *s, rsb_span *t) { (void)s, (void)t;
 RSB_INLINE uint32_t rsb_span_freed_ms(const rsb_span *s) { (void)s; return 0; }
 RSB_INLINE void rsb_span_set_freed_ms(rsb_span *s, uint32_t ms) { (void)s, (void)ms; }
 
+/* Page i of slab s names its head (the only per-page field). */
+RSB_INLINE void rsb_span_mark_page(rsb_span *s, uint32_t i) { s[i].head = s->head; }
+
+/* Free's fast-path view of p's page: its span's head (no replicas in 16
+ * bytes), so p must still be checked against the span's extent. */
+#define RSB_PAGE_VIEW_EXACT 0
+RSB_INLINE const rsb_span *rsb_page_view(const rsb_chunk *c, const void *p) {
+    uintptr_t idx = ((uintptr_t)p - (uintptr_t)c->base) >> RSB_PAGE_SHIFT;
+    const rsb_span *pages = (const rsb_span *)(const void *)(c + 1);
+    return &pages[pages[idx].head];
+}
+RSB_INLINE rsb_span *rsb_view_head(const rsb_span *d) { return (rsb_span *)d; }
+
 /* SLAB fields: block size and capacity come from the class. */
 RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, uint32_t block, uint32_t capacity) {
     (void)owner, (void)block, (void)capacity;
@@ -77,6 +90,12 @@ RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, ui
 }
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return rsb_class_size[s->cls]; }
 RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return rsb_class_blocks[s->cls]; }
+/* No OS to give pages back to: nothing is ever parked or purged. */
+#define RSB_SLAB_SCRUB 0
+RSB_INLINE uint32_t rsb_slab_parked(const rsb_span *s) { (void)s; return 0; }
+RSB_INLINE void rsb_slab_set_parked(rsb_span *s, uint32_t n) { (void)s, (void)n; }
+RSB_INLINE uint32_t rsb_slab_purged(const rsb_span *s, uint32_t i) { (void)s, (void)i; return 0; }
+RSB_INLINE void rsb_slab_set_purged(rsb_span *s, uint32_t i, uint32_t bits) { (void)s, (void)i, (void)bits; }
 /* The free-list head, stored as (offset from the slab's start) / RSB_ALIGN
  * + 1, 0 for none.  start is rsb_span_start(s), computed once by the caller
  * (and only when the slab has a free block: the empty-bin sentinel has no

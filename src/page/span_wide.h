@@ -11,14 +11,22 @@
  *     pages[h].kind is not DEAD and the page lies within [h, h + npages).  A
  *     head that stops being one (merged into a neighbour) is set to DEAD, so
  *     a stale index to it fails that test.
- *   - SLAB: used + (blocks on free) + (capacity - bump) == capacity, where
- *     blocks freed by other caches but not yet drained, and blocks in thread
- *     caches, count as used.  owner, cls, block and capacity never change
- *     while kind == SLAB.  Protected by the owner cache's lock.
+ *   - SLAB: used + (blocks on free) + parked + (capacity - bump) == capacity,
+ *     where blocks freed by other caches but not yet drained, and blocks in
+ *     thread caches, count as used; parked blocks are free blocks whose OS
+ *     pages went back to the system (src/slab.c, rsb_slab_scrub), off the
+ *     free list; `purged` of each page of the slab marks those OS pages.
+ *     owner, cls and block never change while kind == SLAB (the capacity is
+ *     the class's, rsb_class_blocks).  Protected by the owner cache's lock.
+ *   - Every page of a SLAB carries its slab's kind, cls, owner and start (the
+ *     replica free's fast path reads: rsb_page_view), and no page outside a
+ *     live slab says SLAB; the counters and lists are the head's alone.
  *   - FREE/RUN, and every field not listed above: protected by the page lock.
  */
 #ifndef RSB_SPAN_WIDE_H
 #define RSB_SPAN_WIDE_H
+
+#include "../class/size_class.h"
 
 typedef uint32_t rsb_nblk;
 typedef uint32_t rsb_pgidx;
@@ -29,7 +37,7 @@ struct rsb_span {
             void *free;          /* free blocks, linked through their first word */
             rsb_nblk used;       /* blocks handed out and not freed locally */
             rsb_nblk bump;       /* blocks [bump, capacity) were never handed out */
-            rsb_nblk capacity;
+            rsb_nblk parked;     /* free blocks on OS pages given back (rsb_slab_scrub) */
             rsb_nblk block;      /* block size in bytes (rsb_class_size[cls]) */
         } s;
         struct {                 /* FREE */
@@ -44,7 +52,7 @@ struct rsb_span {
     uint8_t flags;
     uint8_t _pad;
     uint16_t owner;              /* SLAB: index of the owning cache */
-    uint16_t _pad2;
+    uint16_t purged;             /* SLAB, every page: its OS pages given back (bit i: the i-th) */
     rsb_pgidx head;              /* page index of this page's span head */
     rsb_pgidx npages;            /* head only: length of the span in pages */
 };
@@ -71,15 +79,50 @@ RSB_INLINE void rsb_span_set_dprev(rsb_span *s, rsb_span *t) { s->u.f.dprev = t;
 RSB_INLINE uint32_t rsb_span_freed_ms(const rsb_span *s) { return s->u.f.freed_ms; }
 RSB_INLINE void rsb_span_set_freed_ms(rsb_span *s, uint32_t ms) { s->u.f.freed_ms = ms; }
 
-/* SLAB fields. */
+/* Page i of slab s names its head and carries the replica. */
+RSB_INLINE void rsb_span_mark_page(rsb_span *s, uint32_t i) {
+    s[i].head = s->head;
+    s[i].kind = s->kind;
+    s[i].cls = s->cls;
+    s[i].owner = s->owner;
+    s[i].start = s->start;
+}
+
+/* SLAB fields; every page of the slab gets the replica. */
 RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, uint32_t block, uint32_t capacity) {
+    (void)capacity;
     s->cls = (uint8_t)cls;
     s->owner = (uint16_t)owner;
     s->u.s.block = block;
-    s->u.s.capacity = capacity;
+    for (uint32_t i = 1; i < s->npages; i++) rsb_span_mark_page(s, i);
+}
+
+/* Free's fast-path view of the page that holds p in chunk c: the page's
+ * own descriptor.  Its kind is SLAB only on a page of a live slab (so p
+ * lies in that slab: no range check), and then cls, owner and start are
+ * the slab's; RUN only on the head page of a page run. */
+#define RSB_PAGE_VIEW_EXACT 1
+RSB_INLINE const rsb_span *rsb_page_view(const rsb_chunk *c, const void *p) {
+    uintptr_t off = (uintptr_t)p - (uintptr_t)c; /* hosted: base == c */
+    if (sizeof(rsb_span) == 64) /* one shift and a mask instead of two shifts */
+        return (const rsb_span *)(const void *)((const char *)(c + 1) +
+                                                ((off >> (RSB_PAGE_SHIFT - 6)) & ~(uintptr_t)63));
+    return (const rsb_span *)(const void *)(c + 1) + (off >> RSB_PAGE_SHIFT);
+}
+/* The head descriptor of the slab a SLAB view belongs to (descriptors live
+ * in page 0 of their chunk, which is chunk-aligned). */
+RSB_INLINE rsb_span *rsb_view_head(const rsb_span *d) {
+    const rsb_chunk *c = (const rsb_chunk *)((uintptr_t)d & ~(uintptr_t)(RSB_CHUNK_SIZE - 1));
+    return (rsb_span *)(void *)(c + 1) + d->head;
 }
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return s->u.s.block; }
-RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return s->u.s.capacity; }
+RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return rsb_class_blocks[s->cls]; }
+/* Parked blocks and the purged OS pages of page i of slab s (rsb_slab_scrub). */
+#define RSB_SLAB_SCRUB 1
+RSB_INLINE uint32_t rsb_slab_parked(const rsb_span *s) { return s->u.s.parked; }
+RSB_INLINE void rsb_slab_set_parked(rsb_span *s, uint32_t n) { s->u.s.parked = n; }
+RSB_INLINE uint32_t rsb_slab_purged(const rsb_span *s, uint32_t i) { return s[i].purged; }
+RSB_INLINE void rsb_slab_set_purged(rsb_span *s, uint32_t i, uint32_t bits) { s[i].purged = (uint16_t)bits; }
 /* The free-list head (raw: the slab layer encodes the links).  start is
  * rsb_span_start(s), which this layout does not need. */
 RSB_INLINE bool rsb_slab_has_free(const rsb_span *s) { return s->u.s.free != NULL; }

@@ -50,7 +50,7 @@ arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 libdir=/usr/lib/$triplet
 t0=$SECONDS
-if ! (cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1; then
+if ! (cd "$work/src" && DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-parallel=2}" dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1; then
     tail -80 "$work/build.log"
     fail "dpkg-buildpackage -us -uc -b (log: $work/build.log)"
 fi

@@ -48,6 +48,8 @@ void rsb_os_fail_after(unsigned long n);
 /* ---- observing the mapping requests -------------------------------------- */
 
 void *__real_rsb_os_map(size_t size, size_t align, size_t offset);
+void *__real_rsb_os_map_block(size_t size, size_t align, size_t offset);
+void *__wrap_rsb_os_map_block(size_t size, size_t align, size_t offset);
 bool __real_rsb_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 bool __real_rsb_os_remap_to(void *p, size_t old_size, size_t new_size, void *new_addr);
 void *__wrap_rsb_os_map(size_t size, size_t align, size_t offset);
@@ -79,6 +81,11 @@ static void observe(bool failed, bool counts) {
 
 void *__wrap_rsb_os_map(size_t size, size_t align, size_t offset) {
     void *p = __real_rsb_os_map(size, align, offset);
+    observe(p == NULL, true);
+    return p;
+}
+void *__wrap_rsb_os_map_block(size_t size, size_t align, size_t offset) {
+    void *p = __real_rsb_os_map_block(size, align, offset);
     observe(p == NULL, true);
     return p;
 }

@@ -22,6 +22,16 @@ reject "SHOW_STATS is not an unknown option" "unknown rsbmalloc option" "$out"
 out=$(RSBMALLOC_STATS=maybe run true)
 expect "STATS=maybe warns" "rsbmalloc: warning: RSBMALLOC_STATS=maybe" "$out"
 
+# A file destination, for programs that close stderr before they exit.
+sf=$(mktemp -d)
+out=$(RSBMALLOC_STATS_FILE="$sf/stats.%p" run sh -c 'exec 2>&-; exec ls /')
+files=$(ls "$sf")
+if [ -n "$files" ] && grep -q "rsbmalloc statistics" "$sf"/stats.*; then echo "ok   STATS_FILE: ls with stderr closed wrote $files"; else echo "FAIL STATS_FILE: no report in $sf ($files)"; fail=1; fi
+case $files in stats.[0-9]*) echo "ok   STATS_FILE: %p became the pid" ;; *) echo "FAIL STATS_FILE: %p not expanded: $files"; fail=1 ;; esac
+out=$(RSBMALLOC_STATS_FILE=/nonexistent/dir/x run true)
+expect "STATS_FILE in a missing directory warns" "cannot write the statistics to /nonexistent/dir/x" "$out"
+rm -rf "$sf"
+
 out=$(RSBMALLOC_VERBOSE=yes run true)
 expect "VERBOSE=yes reports start-up" "rsbmalloc: ready: [0-9]+ caches" "$out"
 out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_CACHES=4 run true)
@@ -56,4 +66,15 @@ read -r full freed later < <(rss "$(run "$probe" purge)")
 if [ "$later" -lt $((full - 50000)) ]; then echo "ok   default delay purges later ($full -> $freed -> $later KiB)"; else echo "FAIL default delay: $full -> $freed -> $later KiB"; fail=1; fi
 read -r full freed later < <(rss "$(RSBMALLOC_PURGE_DELAY_MS=-1 run "$probe" purge)")
 if [ "$later" -gt $((full - 20000)) ]; then echo "ok   delay -1 never purges ($full -> $later KiB)"; else echo "FAIL delay -1: $full -> $later KiB"; fail=1; fi
+# Memory freed by a program that then goes idle: returned within a second
+# by the opt-in background purge, with no allocator call; kept without it.
+idle() { sed -E 's/.*full ([0-9]+) freed ([0-9]+) idle ([0-9]+).*/\1 \2 \3/' <<<"$1"; }
+read -r full freed later < <(idle "$(RSBMALLOC_BACKGROUND_PURGE=1 run "$probe" idle)")
+if [ "$later" -lt $((full / 4)) ]; then echo "ok   BACKGROUND_PURGE=1 returns idle memory ($full -> $freed -> $later KiB)"; else echo "FAIL BACKGROUND_PURGE=1: $full -> $freed -> $later KiB"; fail=1; fi
+read -r full freed later < <(idle "$(run "$probe" idle)")
+if [ "$later" -gt $((full / 2)) ]; then echo "ok   without it an idle program keeps its memory ($full -> $later KiB)"; else echo "FAIL no background purge, yet $full -> $later KiB"; fail=1; fi
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_BACKGROUND_PURGE=1 run true)
+expect "BACKGROUND_PURGE=1 shows in the start-up report" "background purge on" "$out"
+out=$(RSBMALLOC_BACKGROUND_PURGE=sure run true)
+expect "BACKGROUND_PURGE=sure warns" "warning: RSBMALLOC_BACKGROUND_PURGE=sure" "$out"
 exit $fail

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Thread caches: thread ids spread over the caches, blocks freed by another
  * thread go back to the owner cache and are reused there, and bins keep
  * their invariants. */
@@ -231,4 +232,104 @@ Test(cache, huge_mappings_are_cached_and_zeroed) {
     rsb_stats_t st2;
     rsb_stats(&st2);
     cr_assert_leq(st2.mapped, st.mapped, "trim unmapped the cached huge block");
+}
+
+/* --- free OS pages inside slabs ------------------------------------------- */
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+static unsigned resident_pages(void *p, size_t len) {
+    size_t n = len / 4096;
+    unsigned char v[4096];
+    cr_assert_leq(n, sizeof v);
+    cr_assert_eq(mincore(p, len, v), 0);
+    unsigned r = 0;
+    for (size_t i = 0; i < n; i++) r += v[i] & 1;
+    return r;
+}
+
+/* A sparse slab gives back the OS pages that hold no live block; the free
+ * blocks on them are parked, and come back (before fresh ones are carved)
+ * when the slab is needed again. */
+Test(cache, scrub_gives_back_free_os_pages_and_unparks_them) {
+    if (sysconf(_SC_PAGESIZE) != 4096) cr_skip_test("4 KiB OS pages only");
+    rsb_allocator *a = unit_allocator(1, -1);
+    unsigned cls = rsb_size_class(64);
+    int per = (int)rsb_class_blocks[cls], n = 3 * per;
+    void **p = malloc((size_t)n * sizeof *p);
+    for (int i = 0; i < n; i++) {
+        p[i] = rsb_core_malloc(a, 64);
+        memset(p[i], 0x3c, 64);
+    }
+    int live = 0;
+    for (int i = 0; i < n; i++) /* one live block per 16 KiB: 3 of 4 OS pages hold none */
+        if (i % 256) {
+            rsb_core_free(a, p[i]);
+            p[i] = NULL;
+        } else {
+            live++;
+        }
+    unit_check(a);
+    char *slab = rsb_span_start(rsb_span_of(rsb_pages_chunk_of(&a->pages, p[0]), p[0]));
+    unsigned before = resident_pages(slab, RSB_PAGE_SIZE);
+    size_t given = rsb_caches_scrub(a, true);
+    unit_check(a); /* counts the parked blocks */
+    cr_assert_geq(given, (size_t)3 * (3 * RSB_PAGE_SIZE / 4) - 3 * 4096, "gave back %zu bytes", given);
+    unsigned after = resident_pages(slab, RSB_PAGE_SIZE);
+    cr_assert_leq(after, RSB_PAGE_SIZE / 4096 / 4 + 1, "%u of %u OS pages still resident (were %u)", after,
+                  (unsigned)(RSB_PAGE_SIZE / 4096), before);
+    for (int i = 0; i < n; i += 256) /* the live blocks kept their bytes */
+        for (int j = 0; j < 64; j++) cr_assert_eq(((unsigned char *)p[i])[j], 0x3c);
+    /* Allocate everything again: parked blocks come back, no block twice. */
+    int again = n - live;
+    for (int i = 0, k = 0; i < n && k < again; i++)
+        if (!p[i]) {
+            p[i] = rsb_core_malloc(a, 64);
+            memset(p[i], 0x5d, 64);
+            k++;
+        }
+    unit_check(a);
+    cr_assert_eq(unit_slabs(&a->pages, cls), 3, "the parked blocks were reused before a new slab");
+    for (int i = 0; i < n; i++) cr_assert_not_null(p[i]);
+    for (int i = 0; i < n; i++) rsb_core_free(a, p[i]);
+    unit_check(a);
+    free(p);
+}
+
+/* Scrub passes (as the background purge runs them) while threads allocate
+ * and free: the invariants hold and no block is handed out twice. */
+static rsb_allocator *scrub_arena;
+static volatile int scrub_stop;
+static void *scrub_worker(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg, tag = seed * 0x9e3779b9u;
+    enum { LIVE = 2000 };
+    static __thread void *held[LIVE];
+    for (int i = 0; i < LIVE; i++) held[i] = NULL;
+    for (int r = 0; r < 200000; r++) {
+        int k = rand_r(&seed) % LIVE;
+        if (held[k]) {
+            cr_assert_eq(*(uint32_t *)held[k], (uint32_t)k ^ tag, "a block changed under its owner");
+            rsb_core_free(scrub_arena, held[k]);
+        }
+        size_t size = 16 + (size_t)(rand_r(&seed) % 600);
+        held[k] = rsb_core_malloc(scrub_arena, size);
+        *(uint32_t *)held[k] = (uint32_t)k ^ tag;
+    }
+    for (int i = 0; i < LIVE; i++)
+        if (held[i]) rsb_core_free(scrub_arena, held[i]);
+    return NULL;
+}
+
+Test(cache, scrub_passes_race_with_allocation) {
+    scrub_arena = unit_allocator(4, 0);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, scrub_worker, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < 200; i++) {
+        rsb_caches_scrub(scrub_arena, i % 4 == 0);
+        rsb_caches_drain_all(scrub_arena);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    rsb_core_trim(scrub_arena);
+    unit_check(scrub_arena);
 }

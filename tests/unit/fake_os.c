@@ -26,7 +26,11 @@ static void *place(size_t size) {
         fake.next_addr += size;
     }
     void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) {
+        fake.mmap_errors++;
+        return NULL;
+    }
+    return p;
 }
 
 void *rsb_os_map(size_t size, size_t align, size_t offset) {
@@ -46,6 +50,11 @@ void *rsb_os_map(size_t size, size_t align, size_t offset) {
     if (tail) munmap((char *)start + size, tail);
     fake.mapped_bytes += size;
     return (void *)start;
+}
+
+void *rsb_os_map_block(size_t size, size_t align, size_t offset) {
+    fake.block_maps++;
+    return rsb_os_map(size, align, offset);
 }
 
 void rsb_os_unmap(void *p, size_t size) {
@@ -109,3 +118,15 @@ bool rsb_os_on_thread_exit(void *arg) {
     return false;
 }
 void rsb_os_atfork(void (*a)(void), void (*b)(void), void (*c)(void)) { (void)a, (void)b, (void)c; }
+int rsb_os_open_report(const char *path) {
+    (void)path;
+    return -1;
+}
+void rsb_os_close(int fd) { (void)fd; }
+unsigned long rsb_os_pid(void) { return 1; }
+bool rsb_os_thread_start(void (*fn)(void *arg), void *arg) {
+    (void)fn, (void)arg;
+    return false;
+}
+void rsb_os_thread_join(void) {}
+void rsb_os_sleep_ms(uint32_t ms) { fake.now_ms += ms; }

@@ -15,6 +15,8 @@ struct fake_os {
     uint64_t now_ms;        /* the clock */
     jmp_buf *on_abort;      /* longjmp here instead of aborting */
     /* counters */
+    unsigned mmap_errors;   /* real mmap failures (an address the kernel would not give) */
+    unsigned block_maps;    /* of the maps: for a block (charged) */
     unsigned maps, failed_maps, unmaps, purges, remaps, yields, aborts;
     size_t mapped_bytes;
     char message[512];      /* the last message written */

@@ -3,8 +3,9 @@
  * registry cannot cover are refused, failed mappings fail cleanly, the
  * purge delay follows the clock, a purge the OS refuses leaves the memory
  * marked not-zero, spare huge mappings expire, and fatal errors name
- * rsbmalloc and the address.  Built with RSB_ADDR_BITS=40, so the kernel's
- * usual mmap addresses (near 2^47) lie beyond the registry.
+ * rsbmalloc and the address.  Built with RSB_ADDR_BITS=46; the fake OS
+ * places mappings where each test says: beyond 2^46 to be refused, from
+ * 2^45 up to be used (above ASan's shadow memory).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -14,10 +15,11 @@
 #include "alloc.h"
 #include "fake_os.h"
 
-_Static_assert(RSB_ADDR_BITS == 40, "built with a small registry");
+_Static_assert(RSB_ADDR_BITS == 46, "built with a small registry");
 
-/* Low addresses the kernel leaves free (below 2^40, above the program). */
-#define LOW_BASE ((uintptr_t)1 << 36)
+/* Addresses below the registry's limit that the kernel leaves free (and
+ * that are not ASan's shadow memory). */
+#define LOW_BASE ((uintptr_t)1 << 45)
 
 static rsb_pages *pages(int32_t delay) {
     rsb_pages *pg = calloc(1, sizeof *pg);
@@ -35,18 +37,20 @@ Test(fake_os, chunks_beyond_the_registry_are_refused_and_unmapped) {
     reset();
     rsb_pages *pg = pages(-1);
     bool zero;
-    rsb_span *s = rsb_pages_alloc(pg, 2, RSB_SPAN_RUN, &zero); /* the kernel maps near 2^47 */
-    cr_assert_null(s, "a chunk above 2^40 was used");
+    fake.next_addr = ((uintptr_t)1 << 46) + ((uintptr_t)1 << 44); /* beyond the registry */
+    rsb_span *s = rsb_pages_alloc(pg, 2, RSB_SPAN_RUN, &zero);
+    cr_assert_null(s, "a chunk above 2^46 was used");
     cr_assert_eq(pg->nchunks, 0);
     cr_assert_eq(fake.unmaps, 1, "the refused chunk was given back");
     cr_assert_eq(fake.mapped_bytes, 0);
     void *h = rsb_huge_alloc(pg, 8u << 20, 0, &zero);
-    cr_assert_null(h, "a huge mapping above 2^40 was used");
+    cr_assert_null(h, "a huge mapping above 2^46 was used");
     cr_assert_eq(fake.mapped_bytes, 0);
     fake.next_addr = LOW_BASE; /* now below the limit */
+    cr_assert_eq(fake.mmap_errors, 0, "the kernel would not map beyond 2^46: nothing was tested");
     s = rsb_pages_alloc(pg, 2, RSB_SPAN_RUN, &zero);
     cr_assert_not_null(s);
-    cr_assert_lt((uintptr_t)rsb_span_start(s), (uintptr_t)1 << 40);
+    cr_assert_lt((uintptr_t)rsb_span_start(s), (uintptr_t)1 << 46);
     cr_assert_eq(rsb_pages_chunk_of(pg, rsb_span_start(s)), rsb_chunk_of_span(s));
     rsb_pages_free(pg, s);
     rsb_pages_check(pg);
@@ -172,4 +176,45 @@ Test(fake_os, a_double_free_aborts_with_rsbmalloc_and_the_address) {
     cr_assert_eq(fake.aborts, 1);
     cr_assert_not_null(strstr(fake.message, "rsbmalloc: double free"), "%s", fake.message);
     cr_assert_not_null(strstr(fake.message, want), "%s lacks %s", fake.message, want);
+}
+
+/* A huge block that shrinks keeps its pages past the new end until the
+ * purge delay: growing back costs no system call; after the delay the
+ * slack is unmapped.  A spare smaller than a request is grown (by mremap,
+ * its pages kept) rather than replaced by a fresh mapping. */
+Test(fake_os, huge_slack_waits_for_the_delay_and_spares_grow) {
+    reset();
+    fake.next_addr = LOW_BASE + ((uintptr_t)6 << 32);
+    rsb_pages *pg = pages(100);
+    bool zero;
+    char *p = rsb_huge_alloc(pg, (size_t)8 << 20, 0, &zero);
+    rsb_huge *h = (rsb_huge *)rsb_header_of(pg, p);
+    size_t map = h->map_size;
+    unsigned calls = fake.maps + fake.unmaps + fake.remaps;
+    cr_assert_eq(rsb_huge_realloc(pg, h, (size_t)5 << 20), p);
+    cr_assert_eq(rsb_huge_usable(h), rsb_align_up(((size_t)5 << 20) + h->offset, 4096) - h->offset);
+    cr_assert_eq(h->map_size, map, "the slack stays mapped");
+    cr_assert_eq(rsb_huge_realloc(pg, h, (size_t)7 << 20), p, "grown back in place");
+    cr_assert_eq(fake.maps + fake.unmaps + fake.remaps, calls, "no system call for a shrink and regrowth");
+    cr_assert_eq(rsb_huge_realloc(pg, h, (size_t)3 << 20), p);
+    fake.now_ms += 150;
+    rsb_lock_acquire(&pg->lock);
+    rsb_pages_purge(pg, false);
+    rsb_lock_release(&pg->lock);
+    cr_assert_eq(h->map_size, h->end, "the slack went after the delay");
+    cr_assert_eq(pg->huge_mapped, h->map_size);
+    rsb_huge_free(pg, h); /* a 3 MiB spare */
+    unsigned maps = fake.maps, remaps = fake.remaps;
+    char *q = rsb_huge_alloc(pg, (size_t)10 << 20, 0, &zero);
+    cr_assert_not_null(q);
+    cr_assert_gt(fake.remaps, remaps, "the spare was grown by mremap");
+    cr_assert_leq(fake.maps, maps + 1, "at most a reservation to move it to");
+    rsb_huge *g = (rsb_huge *)rsb_header_of(pg, q);
+    cr_assert_geq(rsb_huge_usable(g), (size_t)10 << 20);
+    memset(q, 1, (size_t)10 << 20);
+    rsb_huge_free(pg, g);
+    rsb_lock_acquire(&pg->lock);
+    rsb_pages_purge(pg, true);
+    rsb_lock_release(&pg->lock);
+    cr_assert_eq(pg->huge_mapped, 0);
 }

@@ -1,7 +1,7 @@
 /* Thread caches (the hot path): pops and pushes keep the room count, a
- * flush gives the older half back, a refill takes a batch, frees of other
- * caches' blocks wait in the outbox and reach the owner in chains, and a
- * drain leaves the thread holding nothing.  A private allocator and a
+ * flush gives the older half back, a refill takes a batch, blocks of other
+ * caches are reused by the freeing thread and sorted home when flushed, and
+ * a drain leaves the thread holding nothing.  A private allocator and a
  * private thread cache are driven directly; rsb_tc_check runs after every
  * step. */
 #include "thread_cache.h"
@@ -10,7 +10,7 @@
 static rsb_thread_cache *new_tc(rsb_allocator *a, uint32_t cache) {
     rsb_tc_init();
     rsb_thread_cache *t = calloc(1, sizeof *t);
-    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_cap[c];
+    for (unsigned c = 0; c < RSB_TC_CLASSES; c++) t->room[c] = (int8_t)rsb_tc_batch[c];
     t->cache1 = cache + 1;
     (void)a;
     return t;
@@ -28,14 +28,19 @@ static void *tc_malloc(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     return p ? p : rsb_tc_refill(a, t, cls);
 }
 
-/* free as the entry point does: checks and marker, then a push or the outbox. */
+/* free as the entry point does: checks and marker, then a push. */
 static void tc_free(rsb_allocator *a, rsb_thread_cache *t, void *p) {
-    rsb_span *s = rsb_free_begin(a, p);
-    cr_assert_not_null(s);
-    if (rsb_span_owner(s) + 1 == t->cache1)
-        rsb_tc_push(a, t, s->cls, p);
-    else
-        rsb_outbox_put(a, t, rsb_span_owner(s), p);
+    unsigned cls = RSB_NUM_CLASSES;
+    const rsb_span *d = rsb_free_begin(a, p, &cls);
+    cr_assert_not_null(d);
+    cr_assert_lt(cls, RSB_NUM_CLASSES);
+    rsb_tc_push(a, t, cls, p);
+}
+
+static unsigned remote_len(const rsb_cache *c) {
+    unsigned n = 0;
+    for (void *const *b = c->remote; b; b = b[0]) n++;
+    return n;
 }
 
 Test(thread_cache, refill_pop_push_flush_keep_the_room_count) {
@@ -67,10 +72,36 @@ Test(thread_cache, refill_pop_push_flush_keep_the_room_count) {
     rsb_tc_drain(a, t, false);
     rsb_tc_check(a, t);
     cr_assert_null(t->head[cls]);
-    cr_assert_eq(t->room[cls], (int)cap);
+    cr_assert_null(t->spare[cls]);
+    cr_assert_eq(t->room[cls], (int)rsb_tc_batch[cls]);
     unit_check(a);
     rsb_core_trim(a);
     cr_assert_eq(unit_slabs(&a->pages, cls), 0, "everything went back");
+}
+
+/* A flushed batch waits whole in a transfer slot and is the next refill's,
+ * under one lock each way. */
+Test(thread_cache, flushed_batches_come_back_whole) {
+    rsb_allocator *a = unit_allocator(2, -1);
+    rsb_thread_cache *t = new_tc(a, 0);
+    unsigned cls = rsb_size_class(64), cap = rsb_tc_cap[cls];
+    void *p[256];
+    cr_assert_leq(cap + 1, 256);
+    for (unsigned i = 0; i <= cap; i++) p[i] = tc_malloc(a, t, cls);
+    for (unsigned i = 0; i <= cap; i++) tc_free(a, t, p[i]); /* the last one flushes */
+    rsb_bin *bin = &a->caches[0].bins[cls];
+    cr_assert_eq(rsb_bin_nxfer(bin), 1);
+    void *first = bin->xfer[0];
+    unsigned n = bin->xn[0];
+    unit_check(a);
+    while (t->head[cls] || t->spare[cls]) tc_malloc(a, t, cls); /* empty the thread's lists */
+    void *q = tc_malloc(a, t, cls);                /* a refill */
+    cr_assert_eq(q, first, "the refill took the flushed batch");
+    cr_assert_eq(rsb_bin_nxfer(bin), 0);
+    cr_assert_eq(list_len(t, cls), n - 1);
+    cr_assert_eq(n, rsb_tc_batch[cls]);
+    rsb_tc_check(a, t);
+    unit_check(a);
 }
 
 Test(thread_cache, double_free_of_a_cached_block_is_caught) {
@@ -91,30 +122,36 @@ Test(thread_cache, double_free_of_a_cached_block_is_caught) {
     unit_check(a);
 }
 
-Test(thread_cache, frees_of_other_caches_blocks_reach_the_owner_in_chains) {
+Test(thread_cache, other_caches_blocks_are_reused_then_sorted_home) {
     rsb_allocator *a = unit_allocator(4, -1);
     rsb_thread_cache *mine = new_tc(a, 0), *other = new_tc(a, 1);
-    unsigned cls = rsb_size_class(100);
-    enum { N = 3 * RSB_OUTBOX_BATCH + 5 };
+    unsigned cls = rsb_size_class(100), cap = rsb_tc_cap[cls];
+    enum { N = 800 }; /* enough to fill every transfer slot: (RSB_XFER + 2) batches and more */
     void *p[N];
     for (int i = 0; i < N; i++) p[i] = tc_malloc(a, other, cls); /* owned by cache 1 */
     rsb_tc_check(a, other);
-    unsigned sent = 0;
+    tc_free(a, mine, p[0]);
+    void *q = tc_malloc(a, mine, cls);
+    cr_assert_eq(q, p[0], "the freeing thread reuses a block of another cache");
     for (int i = 0; i < N; i++) {
         tc_free(a, mine, p[i]);
         rsb_tc_check(a, mine);
-        rsb_outbox *o = &mine->out[1 & (RSB_OUTBOX_SLOTS - 1)];
-        cr_assert_lt(o->count, RSB_OUTBOX_BATCH, "a full outbox is sent at once");
-        if (o->count == 0) sent++;
+        cr_assert_leq(list_len(mine, cls), cap);
     }
-    cr_assert_eq(sent, 3, "three full chains went to the owner");
-    unsigned on_stack = 0;
-    for (void **b = a->caches[1].remote; b; b = b[0]) on_stack++;
-    cr_assert_eq(on_stack, 3 * RSB_OUTBOX_BATCH);
+    /* The first flushes filled this cache's transfer slots, the rest went
+     * to the owner. */
+    rsb_bin *bin = &a->caches[0].bins[cls];
+    unsigned held = 0;
+    for (uint32_t i = 0; i < rsb_bin_nxfer(bin); i++) held += bin->xn[i];
+    cr_assert_geq(N, (RSB_XFER + 2) * rsb_tc_batch[cls] + cap);
+    cr_assert_eq(rsb_bin_nxfer(bin), RSB_XFER);
+    unsigned home = remote_len(&a->caches[1]);
+    cr_assert_geq(home, N - cap - 1 - held, "flushes sent the foreign blocks to their owner (%u)", home);
+    cr_assert_null(a->caches[0].remote, "nothing went to this thread's own cache");
     rsb_tc_drain(a, mine, false); /* sends the rest */
-    on_stack = 0;
-    for (void **b = a->caches[1].remote; b; b = b[0]) on_stack++;
-    cr_assert_eq(on_stack, N);
+    rsb_caches_flush_xfer(a);     /* and the transfer slots' */
+    cr_assert_eq(rsb_bin_nxfer(bin), 0);
+    cr_assert_eq(remote_len(&a->caches[1]), N);
     rsb_tc_drain(a, other, false);
     rsb_core_trim(a); /* drains the remote stack */
     unit_check(a);
