@@ -33,9 +33,10 @@
  *            bitmap bit set or cleared when the list empties or fills);
  *   release  give a slab back: at most M map entries cleared, then a
  *            good-fit free (at most 2 unlinks and 1 insert);
- * with C = 24 slab classes, M = 10 map entries per slab (a slab spans at
- * most 16 KiB: 9 windows) and H = 4 slab sizes tried, for the default build
- * (RSB_HEAP_CLASSES, src/heap.h):
+ * with, for the default build (src/heap.h), C = 24 slab classes, H = 4 slab
+ * sizes tried, and M map entries per slab: a slab's extent is at most
+ * 16 KiB + 16 B and a window at least 512 B, so M <= 34; M <= 10 with the
+ * 2 KiB windows of heaps of 512 KiB and more:
  *   rsb_heap_alloc: a slab pop, else a switch to a queued slab (O(1)), else
  *     up to H slab attempts (a search each; the one that succeeds: 1 unlink,
  *     1 insert, M map entries set) and a good-fit search (1 unlink, 1

@@ -9,7 +9,8 @@
  *             to the request rounded to 16 bytes (plus an 8-byte header);
  *   slabs     blocks of one size class with no per-block header, packed
  *             into one good-fit block (a "slab": tagged, RSB_FIT_TAG) of
- *             about RSB_HEAP_SLAB_WINDOWS windows.  Classes: 16-byte steps
+ *             about RSB_HEAP_SLAB_WINDOWS windows, cut from the high end of
+ *             the free block it comes from.  Classes: 16-byte steps
  *             up to 256 B, then four per doubling up to RSB_HEAP_SLAB_MAX
  *             (1 KiB by default): 24 classes.
  *
@@ -27,10 +28,14 @@
  * sizes.  So a request of a slab class is served by the good fit (as any
  * other size) while the good fit holds fewer than bins[c].after live blocks
  * of that size (fit_live: 8 for the 16-byte classes, 32 for the wider
- * ones above 256 B); from then on, and for as long as it has slabs, the
- * class takes a slab when it has none with room: bins[c].cap blocks, which with the header fill about
- * RSB_HEAP_SLAB_WINDOWS windows (at least 16 blocks, at most 255).  When
- * no free block holds a slab, the request is served by the good fit.
+ * ones above 256 B); from then on, and for as long as it has slabs
+ * (bins[c].slabs), the class takes a slab when it has none with room:
+ * bins[c].cap blocks, which with the header fill about
+ * RSB_HEAP_SLAB_WINDOWS windows (at least 16 blocks; at most an eighth of
+ * a small heap).  When no free block is that big, half as many, and so on
+ * while the slab still spans a window; then the good fit serves it.  Near
+ * exhaustion (less than 8 slabs' worth, or an eighth of the heap, free) a
+ * new slab is taken only if slabs already hold most of the heap.
  *
  * Slab layout: a 16-byte rsb_hslab header, cap = limit / size blocks, then
  * the 8-byte partial-list links (rsb_hlinks).
@@ -49,15 +54,17 @@
  *     used + free-list length + left == cap; every listed block is a block
  *     boundary >= left and carries the marker;
  *   - bins[c].cur is &empty or a slab of class c; partial lists (first in,
- *     first out, partial_tail its last) the other
- *     slabs of class c with a free block or never-used blocks, none empty;
+ *     first out, partial_tail its last) the other slabs of class c with a
+ *     free block or never-used blocks, none empty; bins[c].slabs counts the
+ *     class's slabs and they add up to slabs;
  *     a slab has IN_BIN iff it is its bin's cur or on its partial list; a
  *     slab on no list is full;
  *   - fit_live[k] is the number of live untagged good-fit blocks whose
  *     usable size is of class k (fit_key; a request of class c checks the
  *     key of the block it would get, which is c or c + 1);
  *   - slab_bytes is the total size of the slabs' good-fit blocks; in_use
- *     is the sum of the usable sizes of the live blocks.
+ *     is the sum of the usable sizes of the live blocks; reserves is set
+ *     whenever some bin's cur is an empty slab.
  */
 #ifndef RSB_HEAP_H
 #define RSB_HEAP_H
