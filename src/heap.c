@@ -755,6 +755,7 @@ int rsb_heap_check(rsb_heap *h) {
         if (bin->cur != &h->empty) {
             const rsb_hslab *s = bin->cur;
             RSB_CHECK(is_slab(h, s) && s->size == bin->size && (s->limit & RSB_HEAP_IN_BIN), "heap: bin cursor");
+            RSB_CHECK(s->used || h->reserves, "heap: an empty cur without the reserves flag");
             in_bins++;
         }
         uint32_t prev = 0;
