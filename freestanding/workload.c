@@ -207,11 +207,11 @@ int bm_workload(void *mem, size_t len, unsigned iterations, void (*put_fn)(const
     put_uint(len);
     put(" B region, ");
     put_uint(st.capacity);
-    put(" B of ");
-    put_uint(st.page_size);
-    put(" B pages, ");
+    put(" B capacity, slabs of ");
+    put_uint(st.window);
+    put(" B windows, ");
     put_uint(st.classes);
-    put(" classes up to ");
+    put(" slab classes up to ");
     put_uint(st.small_max);
     put(" B\n");
 

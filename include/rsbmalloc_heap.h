@@ -1,38 +1,66 @@
 /*
- * rsbmalloc_heap.h — the rsbmalloc core over a caller-supplied region, for
- * kernels and bare-metal firmware (librsbmalloc_heap.a, built with
- * `meson setup -Dfreestanding=true`).  No OS, no libc: the library's objects
- * reference no symbol outside themselves.
+ * rsbmalloc_heap.h — a heap over a caller-supplied region, for kernels and
+ * bare-metal firmware (librsbmalloc_heap.a, built in every configuration of
+ * the project and alone with `meson setup -Dfreestanding=true`).  No OS, no
+ * libc: the library's objects reference no symbol outside themselves.
  *
- * It is the same page allocator, size classes and bins as the hosted
- * librsbmalloc.  rsb_heap_init() lays out, at the start of the region, the
- * heap header (arena and one cache), then one page descriptor per page; the
- * rest of the region, from a page-aligned address, is the pages.  Blocks up
- * to the largest size class come from slabs (pages cut into blocks of one
- * class, no per-block header); bigger blocks are runs of whole pages.
+ * Two allocators share the region (src/heap.h, src/fit/fit.h):
+ *   - a two-level segregated good-fit allocator (TLSF's scheme) serves
+ *     every block that a slab does not: it splits free memory to the request
+ *     rounded up to 16 bytes, plus an 8-byte header, and merges a freed
+ *     block with both neighbours at once;
+ *   - slabs serve sizes up to 256 bytes (16-byte classes) with no per-block
+ *     header, once the heap holds 16 live blocks of that size (until then
+ *     those sizes are good-fit blocks too: a slab for two blocks would waste
+ *     most of itself).  A slab is itself a good-fit block of whole windows
+ *     (2 KiB on 64-bit targets, 512 B on 32-bit ones), which it returns when
+ *     its last block is freed.
+ * rsb_heap_init() puts, at the start of the region, the heap header, the
+ * free lists (4 bytes per list: 32 per power of two up to the heap's size)
+ * and a one-byte-per-window map; the rest is the pool.
  *
- * Build options (meson, see meson_options.txt): heap_page_shift,
- * heap_small_max_shift, heap_class_steps, heap_max_slab_pages,
- * heap_min_class.  The values a build uses are reported by rsb_heap_stats()
- * (page_size, classes, small_max).
+ * Build options (meson, see meson_options.txt): heap_window_shift (log2 of
+ * the window, 9..16; 0 = the default) and heap_slab_max_shift (log2 of the
+ * largest slab class, 4..8; 0 = 8, 256 B).  rsb_heap_stats() reports them.
  *
- * Bounded time.  No operation scans the heap or a list of blocks.
- *   rsb_heap_alloc: a class lookup and a pop; when the class's slab is used
- *     up, a switch to another slab of the class, or a new slab (a search of
- *     a 76-bit map of free-page bins, a split, at most heap_max_slab_pages
- *     descriptors written) and the carving of at most 512 bytes of blocks
- *     (32 links for 16-byte blocks).  Only when the heap is full: each class
- *     hands back the one empty slab it may keep, and each larger class is
- *     tried once — O(number of classes), independent of the heap size.
- *   rsb_heap_free: O(1); a slab or page run that becomes free is merged
- *     with at most its two neighbours.
- *   rsb_heap_realloc: O(1) in place, else an alloc, a copy of the block
- *     and a free.
- *   Measured with callgrind (x86-64, default layout, 32 classes): the
- *   longest alloc path is about 2,900 instructions (full heap: 31 empty
- *   slabs handed back, then a new slab carved), a failing alloc 1,300, the
- *   longest free 330; the common paths 65 (alloc) and 100 (free).  See
- *   freestanding/README-baremetal.md.
+ * Bounded time, as o1heap states it: the worst case of every operation is a
+ * fixed number of steps, none of which depends on the number of blocks, on
+ * their sizes or on the size of the heap (no loop over blocks or lists).
+ * The steps:
+ *   search   find a free block: one count-leading-zeros for the list, at
+ *            most two count-trailing-zeros on the two bitmaps;
+ *   unlink / insert   take a free block off its list / put one on it (a
+ *            bitmap bit set or cleared when the list empties or fills);
+ *   release  give a slab back: at most M map entries cleared, then a
+ *            good-fit free (at most 2 unlinks and 1 insert);
+ * with, for the default build (src/heap.h), C = 24 slab classes, H = 4 slab
+ * sizes tried, and M map entries per slab: a slab's extent is at most
+ * 16 KiB + 16 B and a window at least 512 B, so M <= 34; M <= 10 with the
+ * 2 KiB windows of heaps of 512 KiB and more:
+ *   rsb_heap_alloc: a slab pop, else a switch to a queued slab (O(1)), else
+ *     up to H slab attempts (a search each; the one that succeeds: 1 unlink,
+ *     1 insert, M map entries set) and a good-fit search (1 unlink, 1
+ *     insert).  When that finds nothing: C releases (every class's empty
+ *     reserve slab) and one more search.  At most H + 2 = 6 searches and
+ *     C = 24 releases.
+ *   rsb_heap_alloc_aligned: at most 2 searches, 1 unlink, 2 inserts (the
+ *     gap before the block and the rest after it), plus the C releases and
+ *     2 searches again when nothing fits.
+ *   rsb_heap_free: a slab block: a push, and when the slab empties 1
+ *     release; a good-fit block: at most 2 unlinks (the free neighbours it
+ *     merges with) and 1 insert.
+ *   rsb_heap_realloc: in place (shrink, or growth into the free block
+ *     after): 1 unlink, 1 insert; else an allocation, a copy of the block
+ *     (the only step proportional to a size) and a free.
+ *   rsb_heap_stats, rsb_heap_check: walk the heap (proportional to it);
+ *     nothing else does.
+ *   Measured (x86-64, gcc -O3, default layout; every worst case is built
+ *   and run by bench/embedded/longest_path.c, and the test
+ *   embedded-longest-bound fails above the bound in brackets): the longest
+ *   allocation, 24 releases then a good-fit block, 4,204 instructions
+ *   [5,500]; a failing allocation 283 [400]; the longest free, an emptied
+ *   slab merged both ways, 302 [400]; the common paths: slab pop 33 [60],
+ *   slab push 84 [120].  Table: freestanding/README-baremetal.md.
  *
  * Thread safety: none by default, and none needed on single-core firmware
  * that does not allocate from interrupt handlers.  Otherwise give each heap
@@ -46,11 +74,15 @@
  * error hook (default: a trap instruction).  If the hook returns, the
  * operation is ignored (free does nothing, realloc returns NULL, usable_size
  * returns 0) and the heap is intact.  Allocation failure is never an error:
- * it returns NULL.  Not detected: a write past the end of a block; a free
- * of a block carved but never handed out (only a pointer forged at a block
- * boundary can be one); a second free of a block whose memory has meanwhile
- * been handed out again (after its whole slab was freed and reused), which
- * frees the new block.
+ * it returns NULL.  How: a slab block is recognised by the window map (which
+ * user data cannot reach) and its position; a good-fit block by its header,
+ * whose first word is a keyed check of its address and second word, and a
+ * freed block by its state (a slab block carries a keyed marker while free).
+ * Not detected: a write past the end of a block (one that reaches the next
+ * header is caught by rsb_heap_check); a pointer whose 8 bytes before it
+ * were made, by the program, equal to the keyed check (a chance of 2^-32
+ * for arbitrary data); a second free of a block whose memory has meanwhile
+ * been handed out again at the same address, which frees the new block.
  */
 #ifndef RSBMALLOC_HEAP_H
 #define RSBMALLOC_HEAP_H
@@ -71,24 +103,25 @@ extern "C" {
 typedef struct rsb_heap rsb_heap;
 
 typedef struct rsb_heap_stats {
-    size_t capacity;     /* bytes of pages the heap manages (region minus metadata) */
-    size_t in_use;       /* bytes in live blocks, counted at their block size */
+    size_t capacity;     /* the largest block right after init: the pool minus one header */
+    size_t in_use;       /* bytes in live blocks, counted at their usable size */
     size_t peak;         /* highest in_use since init (never decreases) */
-    size_t largest_free; /* the longest run of free pages, in bytes (an allocation
-                            of that size gets it when it is the first free run of
-                            its size bin, as the heap's only free run always is) */
-    size_t free_pages;   /* bytes in all free pages (free blocks inside slabs excluded) */
-    size_t overhead;     /* bytes of the region used for metadata and alignment */
-    size_t small_max;    /* largest size class; bigger blocks are page runs */
-    uint32_t page_size;  /* the heap's page, a build option */
-    uint32_t classes;    /* number of size classes, a build option */
+    size_t largest_free; /* the largest block rsb_heap_alloc can return now */
+    size_t free_bytes;   /* bytes in free good-fit blocks, their headers included
+                            (free blocks inside slabs excluded) */
+    size_t slab_bytes;   /* bytes of the windows that slabs occupy */
+    size_t overhead;     /* region bytes outside capacity: header, lists, window map, alignment */
+    size_t small_max;    /* largest slab class; bigger blocks are always good-fit blocks */
+    uint32_t window;     /* slab alignment and size unit, a build option */
+    uint32_t classes;    /* slab classes: 16-byte steps up to small_max */
+    uint32_t slabs;      /* slabs in the heap */
     uint64_t allocs;     /* successful allocations (realloc that moves counts one) */
     uint64_t frees;      /* blocks freed */
     uint64_t failures;   /* allocations that returned NULL (never decreases) */
 } rsb_heap_stats_t;
 
 typedef enum rsb_heap_error {
-    RSB_HEAP_FOREIGN_POINTER = 1, /* not inside this heap's pages */
+    RSB_HEAP_FOREIGN_POINTER = 1, /* not inside this heap's pool */
     RSB_HEAP_INVALID_POINTER = 2, /* inside the heap but not the start of a block */
     RSB_HEAP_DOUBLE_FREE = 3,     /* the start of a block that is not allocated */
 } rsb_heap_error;
@@ -99,12 +132,12 @@ typedef void (*rsb_heap_error_fn)(rsb_heap *h, rsb_heap_error err, const void *p
 typedef void (*rsb_heap_lock_fn)(void *ctx);
 
 /* Make a heap of the region [mem, mem + len).  The region need not be
- * aligned: the heap header is placed at the next 64-byte boundary and the
- * pages at the next page boundary (a page-aligned region wastes least).  It
- * must stay valid and untouched by anything else while the heap is in use;
- * there is no destroy (stop using the heap and reuse the region).  At most
- * 65535 pages are used; the rest of a larger region is left alone.
- * Returns NULL if the region cannot hold the header and at least one page. */
+ * aligned: the heap header is placed at the next 64-byte boundary.  It must
+ * stay valid and untouched by anything else while the heap is in use; there
+ * is no destroy (stop using the heap and reuse the region).  At most 4 GiB
+ * minus 4 KiB are used (block offsets are 32 bits); the rest of a larger
+ * region is left alone.  Returns NULL if the region cannot hold the header
+ * and one block of 24 bytes. */
 RSB_HEAP_API rsb_heap *rsb_heap_init(void *mem, size_t len);
 
 /* A block of at least size bytes, 16-byte aligned (size 0 gives a minimal
@@ -129,9 +162,9 @@ RSB_HEAP_API void rsb_heap_free(rsb_heap *h, void *p);
 /* Bytes usable at p (>= the size asked for); 0 for NULL. */
 RSB_HEAP_API size_t rsb_heap_usable_size(rsb_heap *h, const void *p);
 
-/* Snapshot of the heap.  First hands the empty slabs each size class keeps
- * in reserve back to the page pool, so that after everything is freed
- * largest_free is back to its value right after rsb_heap_init. */
+/* Snapshot of the heap.  First hands the empty slab each size class keeps
+ * in reserve back to the good fit, so that after everything is freed
+ * largest_free is back to capacity, its value right after rsb_heap_init. */
 RSB_HEAP_API void rsb_heap_stats(rsb_heap *h, rsb_heap_stats_t *out);
 
 /* Error hook for h (NULL: the default, a trap instruction). */

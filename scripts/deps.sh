@@ -22,7 +22,8 @@ rsb_need() {
 RSB_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config python3)
 # What scripts/test, scripts/test-arm64 and scripts/test-robust add.
 RSB_TEST_PKGS=(g++ libcriterion-dev libbenchmark-dev binutils file git sqlite3 python3 valgrind
-    gcc-arm-none-eabi qemu-system-arm)
+    gcc-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc libc6-dev-i386
+    lib32gcc-12-dev)
 # arm64 with clang-14, not gcc-aarch64-linux-gnu, which gcc-multilib conflicts
 # with (scripts/cross/aarch64-linux-gnu-clang.txt).
 RSB_ARM64_PKGS=(clang-14 binutils-aarch64-linux-gnu libgcc-12-dev-arm64-cross libc6-dev-arm64-cross

@@ -1,10 +1,11 @@
 /*
  * Utilisation at exhaustion on a 32-bit target: a Cortex-M3 image for QEMU's
- * mps2-an385 board (4 MiB of RAM), built by freestanding/build_cortex_m.py
- * with freestanding/cortex-m3/startup.c and mps2-an385.ld, run by
- * bench/embedded/run.sh:
+ * mps2-an385 board (4 MiB of RAM), or a RISC-V rv32imac image for QEMU's
+ * virt machine, built by freestanding/build_baremetal.py with the target's
+ * start-up code and run by bench/embedded/run.sh:
  *
- *   qemu-system-arm -M mps2-an385 -nographic -semihosting -kernel cortex-m-bench.elf
+ *   qemu-system-arm -M mps2-an385 -nographic -semihosting -kernel bench.elf
+ *   qemu-system-riscv32 -M virt -bios none -nographic -kernel bench.elf
  *
  * For heaps of 16 KiB, 64 KiB, 256 KiB and 1 MiB: fixed sizes 16, 64, 256,
  * 4096 B, random 1..4096 B and random 1..256 B (mean over 20 seeds),
@@ -16,6 +17,10 @@
 #include <stdint.h>
 
 #include "firstfit.h"
+
+#ifndef BM_TARGET
+#define BM_TARGET "32-bit target"
+#endif
 #include "rsbmalloc_heap.h"
 
 /* firstfit's realloc copies with memcpy; no libc here. */
@@ -102,12 +107,12 @@ int bm_main(void (*put_fn)(const char *s)) {
     static const uint32_t fixed[] = {16, 64, 256, 4096};
     rsb_heap_stats_t st;
     rsb_heap_stats(rsb_heap_init(region, sizeof region), &st);
-    put("Cortex-M3 (32-bit), utilisation at the first failure, % of the region\n");
-    put("heap page ");
-    put_uint(st.page_size);
+    put(BM_TARGET ", utilisation at the first failure, % of the region\n");
+    put("heap: slab window ");
+    put_uint(st.window);
     put(" B, ");
     put_uint(st.classes);
-    put(" classes up to ");
+    put(" slab classes up to ");
     put_uint((uint32_t)st.small_max);
     put(" B\n");
     put("| heap | allocator | 16 B | 64 B | 256 B | 4096 B | random 1..4096 B | random 1..256 B |\n");

@@ -19,6 +19,21 @@
  *                   64..16383 B, alignment 1..64, every ~10th iteration the 7
  *                   oldest blocks are freed, for S seconds on a 160 MiB
  *                   region; rdtscp ticks per allocation
+ *   rounds          heap-exhaustion rounds in S seconds: fill the 1 MiB heap
+ *                   with random 1..4096 B blocks until the first failure,
+ *                   free them all, again (the issue's "exhaustion rounds")
+ *   frag            N (default 1M) random operations at 50 % load on a 1 MiB
+ *                   heap (alloc of 1..4096 B while less than half of the
+ *                   heap is asked for, else free of a random block), then the
+ *                   largest block that still fits (found by bisection), as
+ *                   a share of the free bytes (heap size minus the bytes
+ *                   the live blocks asked for); for --seeds seeds (the first
+ *                   is the figure, mean and minimum beside it); --max-size M:
+ *                   sizes 1..M instead
+ *   pairs           N free+alloc pairs over 512 live blocks of 16..1024 B
+ *                   (a random block is freed and a new random size takes
+ *                   its slot); pair_loop() holds the timed part, for
+ *                   callgrind --toggle-collect=pair_loop
  *   tail            N (default 1M) operations, alloc or free of a random slot
  *                   (sizes: 70% 1..256 B, 25% ..8 KiB, 5% ..64 KiB) on a
  *                   16 MiB heap, then the same on a 1 MiB heap that keeps
@@ -286,10 +301,10 @@ static void chunk_ticks(const allocator *A, double seconds, size_t heap_mib) {
     qsort(t->big, t->nbig, sizeof *t->big, cmp_u64);
     printf("ticks           %-15s %.0f s, %zu MiB: %9zu allocations, %9zu successful, %9zu deallocations\n",
            A->name, seconds, heap_mib, t->n, ok, freed);
-    printf("                %-15s median=%6llu average=%7llu min=%5llu p99=%7llu p99.99=%8llu max=%9llu ticks\n",
+    printf("                %-15s median=%6llu average=%7llu min=%5llu p99=%7llu p99.9=%7llu p99.99=%8llu max=%9llu ticks\n",
            "", (unsigned long long)ts_pct(t, 50), (unsigned long long)(t->sum / t->n),
-           (unsigned long long)t->min, (unsigned long long)ts_pct(t, 99), (unsigned long long)ts_pct(t, 99.99),
-           (unsigned long long)ts_pct(t, 100));
+           (unsigned long long)t->min, (unsigned long long)ts_pct(t, 99), (unsigned long long)ts_pct(t, 99.9),
+           (unsigned long long)ts_pct(t, 99.99), (unsigned long long)ts_pct(t, 100));
     free(t->big);
     free(t);
     free(fifo);
@@ -366,6 +381,137 @@ static void tail(const allocator *A, size_t ops, unsigned reps) {
     tail_run(A, (size_t)1 << 20, 2048, ops, reps, "1 MiB heap kept full, 2048 slots");
 }
 
+/* --- exhaustion rounds --------------------------------------------------------------- */
+
+static void rounds(const allocator *A, double seconds) {
+    size_t len = (size_t)1 << 20;
+    unsigned char *m = region(len);
+    void *h = A->init(m, len);
+    void **v = malloc((len / 16) * sizeof *v);
+    uint64_t n = 0, blocks = 0;
+    double t0 = cpu_seconds(), t1;
+    do {
+        size_t k = 0;
+        for (;;) {
+            void *p = A->alloc(h, range(1, 4096));
+            if (!p) break;
+            v[k++] = p;
+        }
+        blocks += k;
+        while (k) A->free(h, v[--k]);
+        n++;
+    } while ((t1 = cpu_seconds()) - t0 < seconds);
+    printf("rounds          %-15s %llu exhaustion rounds in %.2f s of CPU (%.0f/s), %.0f blocks per round, 1 MiB heap\n",
+           A->name, (unsigned long long)n, t1 - t0, (double)n / (t1 - t0), (double)blocks / (double)n);
+    free(v);
+    munmap(m, len);
+}
+
+/* --- fragmentation at 50 % load ------------------------------------------------------- */
+
+/* The largest n for which an allocation succeeds now (freed again). */
+static size_t largest_fit(const allocator *A, void *h, size_t hi) {
+    size_t lo = 0; /* alloc(lo) succeeds (or lo == 0), alloc(hi + 1) is not tried */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        void *p = A->alloc(h, mid);
+        if (p) {
+            A->free(h, p);
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return lo;
+}
+
+/* One run: the largest block that fits after `ops` operations, as a share
+ * of the free bytes (heap size minus the bytes asked for by live blocks). */
+static size_t frag_max = 4096;
+
+static double frag_run(const allocator *A, unsigned char *m, size_t len, size_t ops, struct live *v,
+                       size_t *live_out, size_t *nlive_out) {
+    size_t nlive = 0, live_bytes = 0;
+    void *h = A->init(m, len);
+    for (size_t i = 0; i < ops; i++) {
+        if (live_bytes < len / 2 || !nlive) {
+            size_t n = range(1, frag_max);
+            void *p = A->alloc(h, n);
+            if (p) {
+                v[nlive++] = (struct live){p, n, 16};
+                live_bytes += n;
+            }
+        } else {
+            size_t k = (size_t)(rnd() % nlive);
+            A->free(h, v[k].p);
+            live_bytes -= v[k].n;
+            v[k] = v[--nlive];
+        }
+    }
+    size_t big = largest_fit(A, h, len);
+    *live_out = live_bytes;
+    *nlive_out = nlive;
+    return 100.0 * (double)big / (double)(len - live_bytes);
+}
+
+static void frag(const allocator *A, size_t ops, unsigned seeds) {
+    size_t len = (size_t)1 << 20, live = 0, nlive = 0;
+    unsigned char *m = region(len);
+    struct live *v = malloc((len / 16) * sizeof *v);
+    double sum = 0, min = 100, first = 0;
+    for (unsigned s = 0; s < seeds; s++) {
+        rng = 0x2545f4914f6cdd1dull * (s + 1);
+        double r = frag_run(A, m, len, ops, v, &live, &nlive);
+        if (s == 0) first = r;
+        sum += r;
+        if (r < min) min = r;
+    }
+    printf("frag            %-15s %zu ops at 50%% load, 1 MiB heap, random 1..%zu B: largest block that fits, as a share of "
+           "the free bytes: %.1f%% (seed 1, %zu live blocks), mean of %u seeds %.1f%%, min %.1f%%\n",
+           A->name, ops, frag_max, first, nlive, seeds, sum / seeds, min);
+    free(v);
+    munmap(m, len);
+}
+
+/* --- free+alloc pairs ----------------------------------------------------------------- */
+
+static uint64_t pair_sizes_rng;
+
+__attribute__((noinline)) static void pair_loop(const allocator *A, void *h, void **slot, size_t pairs) {
+    uint64_t x = pair_sizes_rng;
+    for (size_t i = 0; i < pairs; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        uint64_t r = x * 0x2545f4914f6cdd1dull;
+        size_t k = (size_t)(r & 511), n = 16 + (size_t)((r >> 16) % 1009);
+        A->free(h, slot[k]);
+        slot[k] = A->alloc(h, n);
+    }
+    pair_sizes_rng = x;
+}
+
+static void pairs(const allocator *A, size_t n) {
+    size_t len = (size_t)16 << 20;
+    unsigned char *m = region(len);
+    void *h = A->init(m, len);
+    void *slot[512];
+    for (int k = 0; k < 512; k++) slot[k] = A->alloc(h, range(16, 1024));
+    pair_sizes_rng = 0x9e3779b97f4a7c15ull;
+    double t0 = cpu_seconds();
+    pair_loop(A, h, slot, n);
+    double t1 = cpu_seconds();
+    size_t lost = 0;
+    for (int k = 0; k < 512; k++) {
+        lost += slot[k] == NULL;
+        A->free(h, slot[k]);
+    }
+    printf("pairs           %-15s %zu free+alloc pairs, 512 live blocks of 16..1024 B, 16 MiB heap: %.1f ns per pair, "
+           "%zu failed\n",
+           A->name, n, (t1 - t0) * 1e9 / (double)n, lost);
+    munmap(m, len);
+}
+
 /* --- main -------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -387,6 +533,8 @@ int main(int argc, char **argv) {
             seeds = (unsigned)strtoul(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = (unsigned)strtoul(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--max-size") && i + 1 < argc) {
+            frag_max = strtoul(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--ops") && i + 1 < argc) {
             ops = strtoul(argv[++i], NULL, 0);
         } else if (nb < 8) {
@@ -395,7 +543,7 @@ int main(int argc, char **argv) {
     }
     if (!nb) {
         fprintf(stderr, "usage: %s [--alloc rsb|firstfit|all] [--seconds S] [--heap MIB] [--seeds N] [--ops N] [--reps N] "
-                        "random_actions|exhaustion|ticks|tail...\n", argv[0]);
+                        "random_actions|exhaustion|ticks|tail|rounds|frag|pairs...\n", argv[0]);
         return 2;
     }
     for (int b = 0; b < nb; b++)
@@ -411,6 +559,12 @@ int main(int argc, char **argv) {
                 chunk_ticks(A, seconds, heap_mib ? heap_mib : 160);
             else if (!strcmp(bench[b], "tail"))
                 tail(A, ops, reps);
+            else if (!strcmp(bench[b], "rounds"))
+                rounds(A, seconds);
+            else if (!strcmp(bench[b], "frag"))
+                frag(A, ops, seeds);
+            else if (!strcmp(bench[b], "pairs"))
+                pairs(A, ops);
             else {
                 fprintf(stderr, "unknown benchmark %s\n", bench[b]);
                 return 2;

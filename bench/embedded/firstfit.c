@@ -13,7 +13,11 @@
 #include "firstfit.h"
 
 #include <stdint.h>
+#if __STDC_HOSTED__
 #include <string.h>
+#else
+void *memcpy(void *d, const void *s, size_t n); /* the bare-metal image brings its own */
+#endif
 
 #define FF_HDR 16u
 #define FF_MIN 32u

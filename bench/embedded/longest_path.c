@@ -1,17 +1,27 @@
 /*
  * embedded-longest: builds, one at a time, the states in which a single
- * rsb_heap_alloc / rsb_heap_free takes its longest path, then performs that
- * one operation inside a function named lp_<case>.  Run under callgrind, the
- * inclusive instruction count of each lp_ function is the cost of that path:
+ * rsb_heap_alloc / rsb_heap_free / rsb_heap_realloc takes its longest
+ * paths, then performs that one operation inside a function named
+ * lp_<case>.  Run under callgrind, the inclusive instruction count of each
+ * lp_ function is the cost of that path:
  *
  *   valgrind --tool=callgrind --toggle-collect='lp_*' --callgrind-out-file=cg.out \
  *       build/freestanding/embedded-longest
  *   callgrind_annotate --inclusive=yes cg.out | grep lp_
  *
- * (bench/embedded/run.sh does this and prints the table.)  Without valgrind
- * the program just runs every case and checks that the state was the one
- * intended.  It looks inside the heap through the core's headers, so it is
- * compiled with the library's own flags.
+ * (bench/embedded/run.sh prints the table; the test embedded-longest-bound,
+ * bench/embedded/check_bounds.sh, fails if a path costs more than the
+ * bound stated in include/rsbmalloc_heap.h.)  Without valgrind the program
+ * runs every case and checks that the state was the one intended: each
+ * case says what it expects and fails loudly otherwise.  It looks inside the
+ * heap through src/heap.h, so it is compiled with the library's layout
+ * defines.
+ *
+ * The worst case of all is alloc_full_release_all_then_fit: a request of a
+ * busy slab class on a full heap where every class keeps an empty slab: a
+ * slab is tried (no free block holds one), the good fit is searched and
+ * fails, every class hands its empty slab back (each merged with its
+ * neighbours), and the good fit is searched again.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -19,19 +29,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "rsbmalloc_heap.h"
-#include "cache.h"
+#include "heap.h"
 
-/* The start of struct rsb_heap (src/heap.c): its allocator and its cache. */
-struct heap_view {
-    rsb_allocator alloc;
-    rsb_cache cache;
-};
-#define VIEW(h) ((struct heap_view *)(void *)(h))
-
-#define LEN ((size_t)1 << 20)
+#define LEN ((size_t)4 << 20)
 static unsigned char *mem;
-static void *blocks[1 << 17];
+static void *blocks[1 << 18];
 static int failures;
 
 #define LP(name) __attribute__((noinline)) static void *lp_##name
@@ -43,48 +45,48 @@ static void expect(int ok, const char *what) {
     }
 }
 
-static size_t free_pages(rsb_heap *h) {
-    size_t n = 0;
-    rsb_pages *pg = &VIEW(h)->alloc.pages;
-    for (unsigned b = 0; b < RSB_BUCKETS; b++)
-        for (rsb_span *s = pg->buckets[b]; s; s = rsb_span_next(s)) n += s->npages;
-    return n;
-}
-
-static int bin_exhausted(rsb_heap *h, unsigned cls) {
-    const rsb_bin *bin = &VIEW(h)->cache.bins[cls];
-    return rsb_slab_exhausted(bin->cur) && !bin->partial;
-}
-
 /* --- the operations ------------------------------------------------------------ */
 
-LP(alloc_pop)(rsb_heap *h) { return rsb_heap_alloc(h, 16); }
-LP(free_push)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
-LP(alloc_new_slab_carve)(rsb_heap *h) { return rsb_heap_alloc(h, 16); }
-LP(alloc_new_slab_most_pages)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
-LP(alloc_full_release_all_then_carve)(rsb_heap *h) { return rsb_heap_alloc(h, 16); }
-LP(alloc_full_fallback_largest_class)(rsb_heap *h) { return rsb_heap_alloc(h, 16); }
-LP(alloc_full_fails)(rsb_heap *h) { return rsb_heap_alloc(h, 16); }
-LP(alloc_page_run)(rsb_heap *h) { return rsb_heap_alloc(h, 100000); }
-LP(alloc_aligned_above_page)(rsb_heap *h) { return rsb_heap_alloc_aligned(h, 16 * RSB_PAGE_SIZE, 20000); }
+LP(alloc_slab_pop)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
+LP(free_slab_push)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
+LP(alloc_fit_split_relist)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
+LP(free_fit_merge_both_relist)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
+LP(alloc_new_slab)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
+LP(alloc_aligned_second_search)(rsb_heap *h, size_t a, size_t n) { return rsb_heap_alloc_aligned(h, a, n); }
 LP(free_last_block_release_slab_merge_both)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
-LP(free_page_run_merge_both)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
+LP(alloc_full_release_all_then_fit)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
+LP(alloc_full_fails)(rsb_heap *h, size_t n) { return rsb_heap_alloc(h, n); }
+LP(realloc_grow_in_place)(rsb_heap *h, void *p, size_t n) { return rsb_heap_realloc(h, p, n); }
 LP(free_double_free_reported)(rsb_heap *h, void *p) { rsb_heap_free(h, p); return NULL; }
 
 static void ignore(rsb_heap *h, rsb_heap_error e, const void *p, void *c) { (void)h, (void)e, (void)p, (void)c; }
 
-/* The class with the most pages per slab. */
-static unsigned biggest_slab_class(void) {
-    unsigned best = 0;
-    for (unsigned k = 0; k < RSB_NUM_CLASSES; k++)
-        if (rsb_class_pages[k] >= rsb_class_pages[best]) best = k;
-    return best;
+static size_t largest(rsb_heap *h) { return rsb_fit_largest(&h->fit); }
+
+/* As src/heap.c decides: the good fit holds enough live blocks of the size
+ * a request of n bytes gets for its class to take a slab. */
+static int busy(const rsb_heap *h, size_t n) {
+    unsigned k = h->class_of[(rsb_fit_size_for(n) - 8 + 15) >> 4];
+    return h->fit_live[k] >= h->bins[k <= RSB_HEAP_CLASSES ? k : RSB_HEAP_CLASSES].after;
 }
 
-/* Fill with 16-byte blocks until class 0 is used up and no page is free,
- * without ever failing (a failure would hand back the empty slabs). */
-static size_t fill_class0_exactly(rsb_heap *h, size_t n) {
-    while (!(bin_exhausted(h, 0) && free_pages(h) == 0)) blocks[n++] = rsb_heap_alloc(h, 16);
+/* Make class c busy (its `after` live good-fit blocks), then give it a slab
+ * whose block is freed again: the class keeps it, empty, as its cur. */
+static size_t empty_reserve(rsb_heap *h, unsigned c, size_t n) {
+    size_t z = h->bins[c].size;
+    while (h->bins[c].cur == &h->empty) blocks[n++] = rsb_heap_alloc(h, z);
+    rsb_hslab *s = h->bins[c].cur;
+    /* The block that took the slab is the last one allocated. */
+    rsb_heap_free(h, blocks[--n]);
+    expect(s->used == 0 && h->bins[c].cur == s, "a class keeps an empty slab");
+    return n;
+}
+
+/* Fill the good fit, without a failure (a failure would hand the reserves
+ * back): blocks as large as the largest free one, then smaller, down to
+ * nothing. */
+static size_t fill_fit(rsb_heap *h, size_t n) {
+    for (size_t l; (l = largest(h)) >= 24;) blocks[n++] = rsb_heap_alloc(h, l > 300000 ? 300000 : l);
     return n;
 }
 
@@ -92,104 +94,127 @@ int main(void) {
     mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     rsb_heap *h;
     void *p, *q, *r;
+    size_t n;
 
-    /* Fast paths. */
+    /* Common paths: a slab of 64-byte blocks with a free block. */
     h = rsb_heap_init(mem, LEN);
-    p = rsb_heap_alloc(h, 16);
-    rsb_heap_free(h, rsb_heap_alloc(h, 16));
-    expect(lp_alloc_pop(h) != NULL, "pop");
-    lp_free_push(h, p);
+    for (n = 0; n < 40; n++) blocks[n] = rsb_heap_alloc(h, 64);
+    expect(h->bins[h->class_of[4]].cur != &h->empty, "64-byte class has a slab");
+    rsb_heap_free(h, blocks[--n]);
+    expect(lp_alloc_slab_pop(h, 64) != NULL, "slab pop");
+    /* blocks[n - 1] is a slab block (the first ones were good-fit blocks). */
+    expect(h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> h->wshift].first |
+               h->map[((uintptr_t)blocks[n - 1] - (uintptr_t)h->wbase) >> h->wshift].cover,
+           "a slab block");
+    lp_free_slab_push(h, blocks[n - 1]);
 
-    /* A fresh heap: the first 16-byte block takes a slab and carves it. */
+    /* A good-fit allocation that misses its own list, finds a block two
+     * first levels up and leaves a rest that moves to another list. */
     h = rsb_heap_init(mem, LEN);
-    expect(lp_alloc_new_slab_carve(h) != NULL, "new slab");
+    p = rsb_heap_alloc(h, 9000);
+    q = rsb_heap_alloc(h, 3000);
+    rsb_heap_free(h, p); /* a free block of ~9 KiB, before q */
+    expect(lp_alloc_fit_split_relist(h, 2000) != NULL, "good-fit split");
 
-    /* The class whose slab has the most pages, on a fresh heap. */
+    /* A good-fit block between two free ones: both merged, the result on
+     * another list than either. */
     h = rsb_heap_init(mem, LEN);
-    unsigned big = biggest_slab_class();
-    expect(lp_alloc_new_slab_most_pages(h, rsb_class_size[big]) != NULL, "biggest slab");
-
-    /* Full heap, every other class holding an empty slab in reserve, class 0
-     * used up: the request hands every empty slab back (each merged with its
-     * neighbours), then takes a new slab and carves it. */
-    h = rsb_heap_init(mem, LEN);
-    size_t n = 0;
-    while ((p = rsb_heap_alloc(h, 16)) != NULL) blocks[n++] = p;
-    /* Free whole slabs of 16-byte blocks (every other one, so that the
-     * released slabs are not all adjacent) until each class can get one. */
-    size_t need = 0;
-    for (unsigned k = 1; k < RSB_NUM_CLASSES; k++) need += rsb_class_pages[k];
-    size_t per_slab = ((size_t)rsb_class_pages[0] << RSB_PAGE_SHIFT) / 16;
-    for (size_t s = 0; free_pages(h) < 2 * need && (2 * s + 1) * per_slab <= n; s++)
-        for (size_t i = 2 * s * per_slab; i < (2 * s + 1) * per_slab; i++) {
-            rsb_heap_free(h, blocks[i]);
-            blocks[i] = NULL;
-        }
-    void *one[RSB_NUM_CLASSES];
-    for (unsigned k = 1; k < RSB_NUM_CLASSES; k++) one[k] = rsb_heap_alloc(h, rsb_class_size[k]);
-    for (unsigned k = 1; k < RSB_NUM_CLASSES; k++) rsb_heap_free(h, one[k]);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (blocks[i]) blocks[m++] = blocks[i];
-    n = fill_class0_exactly(h, m);
-    unsigned empties = 0;
-    for (unsigned k = 1; k < RSB_NUM_CLASSES; k++) empties += VIEW(h)->cache.bins[k].cur->u.s.used == 0;
-    expect(empties == RSB_NUM_CLASSES - 1, "every other class keeps an empty slab");
-    expect(lp_alloc_full_release_all_then_carve(h) != NULL, "release all then carve");
-
-    /* Full heap; class 0 used up; the only free block is in the largest
-     * class: every class is looked at. */
-    h = rsb_heap_init(mem, LEN);
-    n = 0;
-    blocks[n++] = rsb_heap_alloc(h, RSB_SMALL_MAX); /* a slab of the largest class */
-    n = fill_class0_exactly(h, n);
-    expect(!bin_exhausted(h, RSB_NUM_CLASSES - 1), "largest class has a block");
-    expect(lp_alloc_full_fallback_largest_class(h) != NULL, "fallback");
-
-    /* Full heap, nothing anywhere: the failure path. */
-    h = rsb_heap_init(mem, LEN);
-    n = 0;
-    while ((p = rsb_heap_alloc(h, 16)) != NULL) n++;
-    expect(lp_alloc_full_fails(h) == NULL, "fails");
-
-    /* Page runs. */
-    h = rsb_heap_init(mem, LEN);
-    expect(lp_alloc_page_run(h) != NULL, "page run");
-    expect(lp_alloc_aligned_above_page(h) != NULL, "aligned above a page");
-
-    /* The last block of a slab that is not its class's current one, with
-     * free pages on both sides: the slab goes back and merges twice. */
-    h = rsb_heap_init(mem, LEN);
-    p = rsb_heap_alloc(h, RSB_SMALL_MAX + 1);          /* page run on the left */
-    size_t per = ((size_t)rsb_class_pages[0] << RSB_PAGE_SHIFT) / 16;
-    for (size_t i = 0; i < per; i++) blocks[i] = rsb_heap_alloc(h, 16); /* slab S, full */
-    q = rsb_heap_alloc(h, RSB_SMALL_MAX + 1);          /* page run on the right */
-    r = rsb_heap_alloc(h, 16);                         /* a new current slab for class 0 */
-    rsb_heap_free(h, p);
-    rsb_heap_free(h, q);
-    for (size_t i = 1; i < per; i++) rsb_heap_free(h, blocks[i]);
-    lp_free_last_block_release_slab_merge_both(h, blocks[0]);
-    expect(free_pages(h) > 0 && r != NULL, "slab released");
-
-    /* A page run between two free page runs. */
-    h = rsb_heap_init(mem, LEN);
-    p = rsb_heap_alloc(h, 50000);
-    q = rsb_heap_alloc(h, 50000);
-    r = rsb_heap_alloc(h, 50000);
-    rsb_heap_alloc(h, 50000);
+    p = rsb_heap_alloc(h, 3000);
+    q = rsb_heap_alloc(h, 5000);
+    r = rsb_heap_alloc(h, 7000);
+    rsb_heap_alloc(h, 100);
     rsb_heap_free(h, p);
     rsb_heap_free(h, r);
-    lp_free_page_run_merge_both(h, q);
+    lp_free_fit_merge_both_relist(h, q);
+    expect(largest(h) >= 15000, "merged both ways");
+
+    /* A new slab: the class is busy, it has none. */
+    h = rsb_heap_init(mem, LEN);
+    for (n = 0; !busy(h, 1000); n++) blocks[n] = rsb_heap_alloc(h, 1000);
+    rsb_heap_alloc(h, 5000);
+    expect(h->slabs == 0 && lp_alloc_new_slab(h, 1000) != NULL && h->slabs == 1, "a new slab");
+
+    /* An aligned request whose first candidate is not aligned and too small
+     * for the gap: the second search, a gap and a rest. */
+    h = rsb_heap_init(mem, LEN);
+    p = rsb_heap_alloc(h, 3000);
+    q = rsb_heap_alloc(h, 2000);
+    rsb_heap_free(h, p);
+    expect(lp_alloc_aligned_second_search(h, 1024, 2900) != NULL, "aligned, second search");
+
+    /* The last block of a slab that is not its class's cur, with free
+     * good-fit blocks on both sides: the slab goes back and merges twice.
+     * The heap is filled with 12000-byte blocks but for 200 KB at the top;
+     * the slab is cut from the tail of a hole left by one of them (the best
+     * fit), the block after the hole is freed too, and a second slab (the
+     * cur) comes from the free block at the top. */
+    h = rsb_heap_init(mem, LEN);
+    {
+        unsigned c = h->class_of[4];
+        rsb_hbin *bin = &h->bins[c];
+        for (n = 0; !busy(h, 64); n++) blocks[n] = rsb_heap_alloc(h, 64);
+        size_t f0 = n;
+        /* (A slab is not taken when less than 8 slabs' worth is free.) */
+        while (largest(h) >= 12000 + 200000) blocks[n++] = rsb_heap_alloc(h, 12000);
+        size_t j = f0 + (n - f0) / 2;
+        rsb_heap_free(h, blocks[j]); /* the hole */
+        rsb_hslab *s1 = NULL;
+        void *in_s1[256];
+        size_t k = 0;
+        in_s1[k++] = rsb_heap_alloc(h, 64);
+        s1 = bin->cur;
+        while (s1->free || s1->left) in_s1[k++] = rsb_heap_alloc(h, 64);
+        void *x = rsb_heap_alloc(h, 64); /* a second slab, from the top */
+        rsb_hslab *s2 = bin->cur;
+        rsb_heap_free(h, blocks[j + 1]); /* the block after the first slab */
+        for (size_t i = 1; i < k; i++) rsb_heap_free(h, in_s1[i]);
+        rsb_fit_block *b = (rsb_fit_block *)(void *)((char *)s1 - 8);
+        rsb_fit_block *after = (rsb_fit_block *)(void *)((char *)b + (b->word & ~RSB_FIT_FLAGS));
+        expect(x != NULL && s2 != s1 && s1->used == 1 && (s1->limit & RSB_HEAP_IN_BIN) && bin->cur == s2,
+               "one block left in a slab on the partial list");
+        expect((b->word & RSB_FIT_PREV_FREE) && (after->word & RSB_FIT_FREE), "free blocks on both sides");
+        lp_free_last_block_release_slab_merge_both(h, in_s1[0]);
+        expect(h->slabs == 1, "the slab went back");
+    }
+
+    /* The longest allocation: full heap, every class keeping an empty slab,
+     * a busy class whose cur is full. */
+    h = rsb_heap_init(mem, LEN);
+    n = 0;
+    for (unsigned c = 1; c <= RSB_HEAP_CLASSES; c++) n = empty_reserve(h, c, n);
+    unsigned busy = h->class_of[(1000 + 15) / 16];
+    {
+        rsb_hslab *s = h->bins[busy].cur;
+        while (s->free || s->left) blocks[n++] = rsb_heap_alloc(h, 1000); /* its cur is full */
+    }
+    n = fill_fit(h, n);
+    unsigned empties = 0;
+    for (unsigned c = 1; c <= RSB_HEAP_CLASSES; c++) empties += h->bins[c].cur != &h->empty && h->bins[c].cur->used == 0;
+    expect(empties == RSB_HEAP_CLASSES - 1 && largest(h) < 1000, "full heap, 23 empty reserves");
+    expect(lp_alloc_full_release_all_then_fit(h, 1000) != NULL, "released all then allocated");
+    expect(h->slabs == 1, "every empty slab went back");
+
+    /* Full heap, nothing to hand back: the failing path. */
+    h = rsb_heap_init(mem, LEN);
+    n = fill_fit(h, 0);
+    expect(lp_alloc_full_fails(h, 5000) == NULL, "fails");
+
+    /* realloc into the free block after. */
+    h = rsb_heap_init(mem, LEN);
+    p = rsb_heap_alloc(h, 5000);
+    expect(lp_realloc_grow_in_place(h, p, 9000) == p, "grown in place");
 
     /* A double free, reported to a hook that returns. */
     h = rsb_heap_init(mem, LEN);
     rsb_heap_set_error_hook(h, ignore, NULL);
-    p = rsb_heap_alloc(h, 16);
+    p = rsb_heap_alloc(h, 5000);
+    rsb_heap_alloc(h, 100);
     rsb_heap_free(h, p);
     lp_free_double_free_reported(h, p);
 
-    printf("embedded-longest: %s (page %zu B, %u classes, largest slab %u pages, class %u)\n",
-           failures ? "FAILED" : "all states reached", (size_t)RSB_PAGE_SIZE, RSB_NUM_CLASSES,
-           rsb_class_pages[big], rsb_class_size[big]);
+    rsb_heap_check(h);
+    printf("embedded-longest: %s (window %zu B, %u slab classes up to %u B)\n",
+           failures ? "FAILED" : "all states reached", (size_t)1 << h->wshift, RSB_HEAP_CLASSES,
+           RSB_HEAP_SLAB_MAX);
     return failures != 0;
 }
