@@ -11,7 +11,6 @@ static uint32_t pages_for(size_t size) {
 }
 
 void *rsb_big_alloc(rsb_allocator *a, size_t size, size_t align, bool *zero) {
-    /* Without an OS (a region), huge requests fail in the OS layer. */
     if (size > RSB_RUN_MAX || align > RSB_PAGE_SIZE) return rsb_huge_alloc(&a->pages, size, align, zero);
     uint32_t n = pages_for(size);
     if (n == 0) return NULL;

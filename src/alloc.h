@@ -101,8 +101,7 @@ RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *c
     const rsb_span *d = rsb_page_view(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(d);
     unsigned cls = d->cls;
-    if (unlikely(d->kind != RSB_SPAN_SLAB ||
-                 (!RSB_PAGE_VIEW_EXACT && off >= ((uintptr_t)d->npages << RSB_PAGE_SHIFT)))) {
+    if (unlikely(d->kind != RSB_SPAN_SLAB)) {
         /* A page run: p names its head page, so d is its live descriptor. */
         if (d->kind == RSB_SPAN_RUN && off == 0) {
             rsb_run_free_at(p, ch, a);

@@ -5,8 +5,6 @@
  */
 #include "cache.h"
 
-uint8_t rsb_no_xfer;
-
 static void scrub_tick(rsb_allocator *a, rsb_cache *c);
 
 void rsb_caches_init(rsb_allocator *a, rsb_cache *caches, uint32_t n) {
@@ -233,8 +231,8 @@ void *rsb_cache_alloc_slow(rsb_allocator *a, rsb_cache *c, unsigned cls) {
 void *rsb_cache_take_batch(rsb_allocator *a, rsb_cache *c, unsigned cls, unsigned n, unsigned *got) {
     rsb_lock_acquire(&c->lock);
     rsb_bin *bin = &c->bins[cls];
-    if (RSB_XFER && rsb_bin_nxfer(bin)) { /* a whole batch a thread cache gave back */
-        unsigned i = --rsb_bin_nxfer(bin);
+    if (bin->nxfer) { /* a whole batch a thread cache gave back */
+        unsigned i = --bin->nxfer;
         *got = bin->xn[i];
         void *list = bin->xfer[i];
         rsb_lock_release(&c->lock);
@@ -347,9 +345,9 @@ static void sort_home(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, 
 void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cls, unsigned n) {
     rsb_bin *bin = &c->bins[cls];
     rsb_lock_acquire(&c->lock);
-    if (RSB_XFER && rsb_bin_nxfer(bin) < RSB_XFER && n > 0 && n <= 255) { /* kept whole for the next refill */
-        bin->xfer[rsb_bin_nxfer(bin)] = list;
-        bin->xn[rsb_bin_nxfer(bin)++] = (uint8_t)n;
+    if (bin->nxfer < RSB_XFER && n > 0 && n <= 255) { /* kept whole for the next refill */
+        bin->xfer[bin->nxfer] = list;
+        bin->xn[bin->nxfer++] = (uint8_t)n;
         RSB_EXPENSIVE(rsb_cache_check(a, c));
         rsb_lock_release(&c->lock);
         return;
@@ -369,9 +367,9 @@ void rsb_cache_put_batch(rsb_allocator *a, rsb_cache *c, void *list, unsigned cl
 static void xfer_empty(rsb_allocator *a, rsb_cache *c, rsb_chain *slots, rsb_span **release) {
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
-        while (RSB_XFER && rsb_bin_nxfer(bin)) {
-            rsb_bin_nxfer(bin)--;
-            sort_home(a, c, bin->xfer[rsb_bin_nxfer(bin)], k, slots, release);
+        while (bin->nxfer) {
+            bin->nxfer--;
+            sort_home(a, c, bin->xfer[bin->nxfer], k, slots, release);
         }
     }
 }
@@ -432,7 +430,7 @@ static size_t scrub_pass(rsb_allocator *a, rsb_cache *c, bool all, rsb_span **re
 /* Called on the slow paths with c's lock held: once per purge delay (the
  * clock is read once per 64 calls), a scrub pass. */
 static void scrub_tick(rsb_allocator *a, rsb_cache *c) {
-    if (!RSB_SLAB_SCRUB || (++c->ticks & 63) != 0) return;
+    if ((++c->ticks & 63) != 0) return;
     int32_t delay = a->pages.purge_delay_ms;
     if (delay < 0) return;
     uint32_t now = (uint32_t)rsb_os_now_ms();
@@ -525,8 +523,8 @@ void rsb_cache_check(rsb_allocator *a, rsb_cache *c) {
     for (unsigned k = 0; k < RSB_NUM_CLASSES; k++) {
         rsb_bin *bin = &c->bins[k];
         RSB_CHECK(bin->cur != NULL, "bin cursor is NULL");
-        RSB_CHECK(rsb_bin_nxfer(bin) <= RSB_XFER, "transfer slot count");
-        for (uint32_t x = 0; RSB_XFER && x < rsb_bin_nxfer(bin); x++) {
+        RSB_CHECK(bin->nxfer <= RSB_XFER, "transfer slot count");
+        for (uint32_t x = 0; x < bin->nxfer; x++) {
             unsigned n = 0;
             for (void **b = (void **)bin->xfer[x]; b; b = (void **)rsb_batch_link_get(a, b, k)) {
                 rsb_span *s = rsb_span_of(rsb_pages_chunk_of(&a->pages, b), b);

@@ -29,11 +29,7 @@
 /* Transfer slots per bin: whole batches a thread cache flushed, handed to
  * the next refill as they are (O(1) each way under the lock, instead of a
  * slab push or pop per block). */
-#if RSB_FREESTANDING
-#define RSB_XFER 0 /* no thread caches in a region: no batches to keep (and no bytes spent) */
-#else
 #define RSB_XFER 8
-#endif
 
 /* Bin invariants (owner cache lock held; rsb_cache_check):
  *   - xfer[0 .. nxfer) are chains of xn[i] > 0 blocks of this class (of any
@@ -51,12 +47,8 @@ typedef struct rsb_bin {
     rsb_span *partial;
     void *xfer[RSB_XFER];
     uint8_t xn[RSB_XFER];
-    uint8_t xcount[RSB_XFER ? 1 : 0]; /* nxfer: rsb_bin_nxfer() */
+    uint8_t nxfer;
 } rsb_bin;
-
-/* The number of transfer slots in use (always 0 in a region). */
-#define rsb_bin_nxfer(bin) (*(RSB_XFER ? &(bin)->xcount[0] : &rsb_no_xfer))
-extern uint8_t rsb_no_xfer; /* 0: where a region's count would be */
 
 /* One shared cache.  Everything but `remote` is protected by `lock`. */
 typedef struct rsb_cache {

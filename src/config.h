@@ -16,12 +16,10 @@
  *                    always hands whole OS pages to madvise.
  *   RSB_CHUNK_SHIFT  log2 of a hosted chunk: an aligned mmap reservation
  *                    whose first page holds the page descriptors of the rest.
- *   RSB_FREESTANDING 1 for the no-libc region build (librsbmalloc_heap.a).
- *                    It selects, in headers only, the compact descriptor
- *                    (src/page/span_compact.h), the region lookup
- *                    (src/page/registry.h) and no-op locks (src/spinlock.h);
- *                    the build selects src/os/region.c and
- *                    src/page/chunk_region.c.  No core .c file tests it.
+ *   RSB_FREESTANDING 1 for the no-libc region build (librsbmalloc_heap.a:
+ *                    src/heap.c over src/fit/ and src/os/region.c).  It
+ *                    selects rsb_memset/rsb_memcpy (src/util.h) and the
+ *                    thread id (src/os/os.h); no .c file tests it.
  *   RSB_HARDEN       1: free-list links are encoded with a secret and
  *                       checked on every allocation (src/slab.h).  The
  *                       double-free marker and the ownership check of freed
@@ -62,29 +60,20 @@
 /* Pages per hosted chunk, including page 0 (metadata). */
 #define RSB_CHUNK_PAGES (RSB_CHUNK_SIZE >> RSB_PAGE_SHIFT)
 
-/* Bytes of never-used blocks a slab hands out at a time: one OS page
- * hosted (only touched memory becomes resident); less in the freestanding
- * heap, where it bounds the longest allocation path. */
-#ifndef RSB_CARVE_BYTES
-#define RSB_CARVE_BYTES (RSB_FREESTANDING ? 512 : 4096)
-#endif
+/* Bytes of never-used blocks a slab hands out at a time: one OS page (only
+ * touched memory becomes resident). */
+#define RSB_CARVE_BYTES 4096
 
 /* Minimum alignment of every block. */
 #define RSB_ALIGN 16
 
 /* Sizes above RSB_SMALL_MAX (size_classes.h) are page runs up to
- * RSB_RUN_MAX; above that, huge blocks are mapped one by one.  A region has
- * no OS to map from: every size is a page run there. */
-#if RSB_FREESTANDING
-#define RSB_RUN_MAX ((size_t)-1)
-#else
+ * RSB_RUN_MAX; above that, huge blocks are mapped one by one. */
 #define RSB_RUN_MAX ((size_t)2 << 20)
-#endif
 
 /* Spare page runs: freed page runs kept whole for the next request of the
- * same page count (src/page/pages.c).  None in a region: there is no purge
- * clock to give them back, and a full heap needs every page. */
-#define RSB_SPARE_RUNS (RSB_FREESTANDING ? 0 : 4)
+ * same page count (src/page/pages.c). */
+#define RSB_SPARE_RUNS 4
 /* Spare huge mappings (src/page/huge.c): at most this many, this many bytes
  * in all (the most glibc keeps above its heap top by default: twice its
  * largest mmap threshold), each at most this big. */

@@ -22,7 +22,7 @@ void rsb_slab_init(rsb_span *s, unsigned cls, uint32_t owner) {
 #define RSB_SCRUB_MAX_BLOCKS 4096
 
 /* OS pages per allocator page, and whether slab pages can be scrubbed. */
-static uint32_t os_per_page(void) { return RSB_SLAB_SCRUB && rsb_os_page < RSB_PAGE_SIZE ? (uint32_t)(RSB_PAGE_SIZE / rsb_os_page) : 0; }
+static uint32_t os_per_page(void) { return rsb_os_page < RSB_PAGE_SIZE ? (uint32_t)(RSB_PAGE_SIZE / rsb_os_page) : 0; }
 
 /* Is OS page g (counted from the slab's start) marked purged? */
 static bool purged_at(const rsb_span *s, uint32_t g, uint32_t per) {

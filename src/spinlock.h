@@ -47,14 +47,6 @@ static inline void rsb_cpu_relax(void) {
 void rsb_lock_slow(rsb_lock *l);
 void rsb_lock_wake(rsb_lock *l);
 
-#if RSB_FREESTANDING
-/* Freestanding: a heap is serialised as a whole by the lock hook its caller
- * sets (rsb_heap_set_lock), so the core's own locks compile to nothing and
- * single-core firmware pays nothing for them. */
-RSB_INLINE void rsb_lock_acquire(rsb_lock *l) { (void)l; }
-RSB_INLINE bool rsb_lock_try(rsb_lock *l) { (void)l; return true; }
-RSB_INLINE void rsb_lock_release(rsb_lock *l) { (void)l; }
-#else
 #include <sys/single_threaded.h>
 
 /* Take the lock with plain accesses: only while the process has one thread. */
@@ -87,7 +79,6 @@ RSB_INLINE void rsb_lock_release(rsb_lock *l) {
     }
     if (unlikely(__atomic_exchange_n(&l->locked, 0, __ATOMIC_RELEASE) == 2)) rsb_lock_wake(l);
 }
-#endif
 
 /* After fork(), in the child: the forking thread held every lock. */
 RSB_INLINE void rsb_lock_reset(rsb_lock *l) { __atomic_store_n(&l->locked, 0, __ATOMIC_RELAXED); }

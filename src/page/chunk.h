@@ -3,11 +3,10 @@
  *
  *   page   the allocator's unit, RSB_PAGE_SIZE bytes (64 KiB hosted), a
  *          multiple of the OS page.  "OS page" always says so.
- *   chunk  a reservation of pages.  Hosted: RSB_CHUNK_SIZE bytes mapped at a
+ *   chunk  a reservation of pages: RSB_CHUNK_SIZE bytes mapped at a
  *          RSB_CHUNK_SIZE-aligned address; page 0 holds the chunk header and
  *          one descriptor per page, so metadata never shares a page with
- *          user blocks (src/page/chunk_os.c).  Freestanding: the caller's
- *          region, header and descriptors first (src/page/chunk_region.c).
+ *          user blocks (src/page/chunk_os.c).
  *   span   a run of pages described by the descriptor of its first ("head")
  *          page, of one kind:
  *            FREE  in the page allocator (src/page/pages.c);
@@ -17,9 +16,7 @@
  *   huge   a block above RSB_RUN_MAX: its own mapping, whose first bytes are
  *          an rsb_huge header at a chunk-aligned address (src/page/huge.c).
  *
- * The two descriptor layouts (64 bytes hosted, 16 bytes in a region) live
- * in span_wide.h and span_compact.h; every field that differs is read and
- * written through the accessors they define, never directly.
+ * The descriptor's layout (64 bytes) and its accessors are in span_wide.h.
  */
 #ifndef RSB_CHUNK_H
 #define RSB_CHUNK_H
@@ -58,7 +55,7 @@ typedef struct rsb_chunk {
     uint32_t first_page;
     char *base;                  /* address of page 0 */
     struct rsb_chunk *next, *prev; /* the page allocator's chunk list */
-} __attribute__((aligned(RSB_FREESTANDING ? 16 : RSB_CACHELINE))) rsb_chunk;
+} __attribute__((aligned(RSB_CACHELINE))) rsb_chunk;
 
 /* Header of a huge block, at a chunk-aligned address.  The block starts at
  * (char *)h + offset, 0 < offset <= RSB_CHUNK_SIZE, and ends at (char *)h +
@@ -79,12 +76,8 @@ _Static_assert(__builtin_offsetof(rsb_chunk, magic) == __builtin_offsetof(rsb_hu
                    __builtin_offsetof(rsb_chunk, kind) == __builtin_offsetof(rsb_huge, kind),
                "chunk and huge headers share their prefix");
 
-#if RSB_FREESTANDING
-#include "span_compact.h"
-#else
 #include "span_wide.h"
-#endif
-_Static_assert(sizeof(rsb_chunk) % sizeof(rsb_span) == 0 || RSB_FREESTANDING,
+_Static_assert(sizeof(rsb_chunk) % sizeof(rsb_span) == 0,
                "hosted descriptors are cache-line aligned: the header is a whole number of them");
 
 /* The descriptors of chunk c: one per page, right after the header. */
@@ -93,8 +86,8 @@ RSB_INLINE rsb_span *rsb_chunk_pages(const rsb_chunk *c) { return (rsb_span *)(v
 /* The chunk of head span s. */
 RSB_INLINE rsb_chunk *rsb_chunk_of_span(const rsb_span *s) { return (rsb_chunk *)(void *)(s - s->head) - 1; }
 
-/* Address of page 0: a hosted chunk starts with its header (base == c). */
-RSB_INLINE char *rsb_chunk_base(const rsb_chunk *c) { return RSB_FREESTANDING ? c->base : (char *)c; }
+/* Address of page 0: a chunk starts with its header (base == c). */
+RSB_INLINE char *rsb_chunk_base(const rsb_chunk *c) { return (char *)c; }
 
 /* The live span holding p inside chunk c, or NULL if p is in no live span
  * (metadata page, interior of a free span or page run, beyond the end). */
@@ -113,8 +106,8 @@ RSB_INLINE rsb_span *rsb_span_of(const rsb_chunk *c, const void *p) {
  * descriptor named by p's page.  Sound to use when the result's kind is
  * SLAB and p lies within [start, start + npages pages): a descriptor whose
  * kind is not DEAD is always a live head (heads that stop being heads are
- * set DEAD), and every page of a slab names its head.  Hosted: p's page
- * index is at most RSB_CHUNK_PAGES; the descriptor past the last one lies
+ * set DEAD), and every page of a slab names its head.  p's page index is at
+ * most RSB_CHUNK_PAGES; the descriptor past the last one lies
  * in the metadata page and reads as DEAD (chunk_os.c asserts the room). */
 RSB_INLINE rsb_span *rsb_span_guess(const rsb_chunk *c, const void *p) {
     uintptr_t idx = ((uintptr_t)p - (uintptr_t)rsb_chunk_base(c)) >> RSB_PAGE_SHIFT;

@@ -14,7 +14,6 @@
  *   - a block that shrinks keeps its pages past the new end as slack, and a
  *     spare bigger than the request keeps the difference as slack;
  *   - spares and slack are unmapped after the purge delay (and by trim).
- * Without an OS (a region) every huge request fails.
  *
  * No lock is needed but the page lock around the spare list.
  */

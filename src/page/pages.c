@@ -54,7 +54,7 @@ static int bucket_find(const rsb_pages *pg, unsigned from) {
 
 /* A bucket holding at least one span of n pages or more, or -1.  The bucket
  * n falls in holds spans from below n up: when no bucket above has one, its
- * first span may still fit (a region's single free span always does). */
+ * first span may still fit. */
 static int bucket_fit(const rsb_pages *pg, uint32_t n) {
     int b = bucket_find(pg, bucket_up(n));
     if (b < 0) {
@@ -66,10 +66,7 @@ static int bucket_fit(const rsb_pages *pg, uint32_t n) {
 
 /* --- the dirty list (purge order) ---------------------------------------- */
 
-/* Without a dirty list in the descriptors (a region), spans keep their
- * RSB_SF_DIRTY flag and nothing else happens. */
 static void dirty_append(rsb_pages *pg, rsb_span *s) {
-    if (!RSB_SPAN_DIRTY_LIST) return;
     rsb_span_set_dnext(s, NULL);
     rsb_span_set_dprev(s, pg->dirty_tail);
     if (pg->dirty_tail)
@@ -81,7 +78,6 @@ static void dirty_append(rsb_pages *pg, rsb_span *s) {
 }
 
 static void dirty_remove(rsb_pages *pg, rsb_span *s) {
-    if (!RSB_SPAN_DIRTY_LIST) return;
     rsb_span *p = rsb_span_dprev(s), *n = rsb_span_dnext(s);
     if (p)
         rsb_span_set_dnext(p, n);
@@ -97,7 +93,6 @@ static void dirty_remove(rsb_pages *pg, rsb_span *s) {
 
 /* Replace s by r (its tail after a split) at the same place of the list. */
 static void dirty_replace(rsb_pages *pg, rsb_span *s, rsb_span *r) {
-    if (!RSB_SPAN_DIRTY_LIST) return;
     rsb_span *p = rsb_span_dprev(s), *n = rsb_span_dnext(s);
     rsb_span_set_dprev(r, p);
     rsb_span_set_dnext(r, n);
@@ -311,7 +306,6 @@ void rsb_pages_free(rsb_pages *pg, rsb_span *s) {
 
 /* Take spare i out of the list and make its span live (RUN, in use). */
 static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
-    if (RSB_SPARE_RUNS == 0) __builtin_unreachable(); /* no spares: never called (and no bounds warning) */
     rsb_span *s = pg->spare_runs[i];
     for (uint32_t j = i + 1; j < pg->nspare_runs; j++) pg->spare_runs[j - 1] = pg->spare_runs[j];
     pg->nspare_runs--;
@@ -323,7 +317,7 @@ static rsb_span *spare_run_take(rsb_pages *pg, uint32_t i) {
 }
 
 rsb_span *rsb_run_alloc(rsb_pages *pg, uint32_t n, bool *zero) {
-    for (uint32_t i = RSB_SPARE_RUNS ? pg->nspare_runs : 0; i-- > 0;)
+    for (uint32_t i = pg->nspare_runs; i-- > 0;)
         if (pg->spare_runs[i]->npages == n) {
             *zero = false;
             return spare_run_take(pg, i);
@@ -334,7 +328,7 @@ rsb_span *rsb_run_alloc(rsb_pages *pg, uint32_t n, bool *zero) {
 bool rsb_run_free(rsb_pages *pg, rsb_span *s) {
     RSB_ASSERT(s->kind == RSB_SPAN_RUN);
     if (s->flags & RSB_SF_SPARE) return false;
-    if (RSB_SPARE_RUNS == 0 || pg->purge_delay_ms == 0) { /* nothing to keep */
+    if (pg->purge_delay_ms == 0) { /* nothing to keep */
         rsb_pages_free(pg, s);
         return true;
     }
@@ -357,7 +351,7 @@ bool rsb_run_free(rsb_pages *pg, rsb_span *s) {
 bool rsb_pages_purge(rsb_pages *pg, bool all) {
     bool released = false;
     /* Spare runs first, so that they can merge and be purged below. */
-    while (RSB_SPARE_RUNS && pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
+    while (pg->nspare_runs) rsb_pages_free(pg, spare_run_take(pg, pg->nspare_runs - 1));
     pg->spare_run_puts = 0;
     uint32_t now = (uint32_t)rsb_os_now_ms();
     rsb_span *s;
@@ -430,7 +424,7 @@ void rsb_pages_check(const rsb_pages *pg) {
                 const rsb_span *x = pg->buckets[bucket_of(s->npages)];
                 while (x && x != s) x = rsb_span_next(x);
                 RSB_CHECK(x != NULL, "free span not in its bucket");
-                if (RSB_SPAN_DIRTY_LIST && (s->flags & RSB_SF_DIRTY)) {
+                if (s->flags & RSB_SF_DIRTY) {
                     const rsb_span *d = pg->dirty_head;
                     while (d && d != s) d = rsb_span_dnext(d);
                     RSB_CHECK(d != NULL, "dirty span not on the dirty list");
@@ -444,7 +438,7 @@ void rsb_pages_check(const rsb_pages *pg) {
                     for (uint32_t j = 0; j < s->npages; j++) {
                         const rsb_span *d = &pages[i + j];
                         RSB_CHECK(d->head == i, "slab page head wrong");
-                        RSB_CHECK(!RSB_PAGE_VIEW_EXACT || j == 0 ||
+                        RSB_CHECK(j == 0 ||
                                       (d->kind == RSB_SPAN_SLAB && d->cls == s->cls &&
                                        rsb_span_owner(d) == rsb_span_owner(s) &&
                                        rsb_span_start(d) == rsb_span_start(s)),
@@ -454,7 +448,7 @@ void rsb_pages_check(const rsb_pages *pg) {
                     runs += (size_t)s->npages << RSB_PAGE_SHIFT;
 
             }
-            if (s->kind != RSB_SPAN_SLAB && RSB_PAGE_VIEW_EXACT)
+            if (s->kind != RSB_SPAN_SLAB)
                 for (uint32_t j = 1; j < s->npages; j++)
                     RSB_CHECK(pages[i + j].kind != RSB_SPAN_SLAB, "a page outside a slab says SLAB");
             i += s->npages;

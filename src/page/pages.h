@@ -14,11 +14,7 @@
 #include "chunk.h"
 #include "registry.h"
 
-#if RSB_FREESTANDING
-#define RSB_BUCKETS 76 /* bucket_of(RSB_MAX_REGION_PAGES) + 1 */
-#else
 #define RSB_BUCKETS 192
-#endif
 #define RSB_BUCKET_WORDS ((RSB_BUCKETS + 63) / 64)
 
 /*
@@ -50,7 +46,7 @@ typedef struct rsb_pages {
     size_t dirty_bytes;
     size_t run_bytes;
     uint64_t purges;             /* madvise/munmap calls that gave memory back */
-    rsb_span *spare_runs[RSB_SPARE_RUNS > 0 ? RSB_SPARE_RUNS : 1];
+    rsb_span *spare_runs[RSB_SPARE_RUNS];
     uint32_t spare_run_puts;     /* puts since the last purge check */
     size_t spare_run_bytes;
     /* Huge blocks (src/page/huge.c). */
@@ -63,27 +59,15 @@ typedef struct rsb_pages {
     /* Set by rsb_huge_init: give back spare huge mappings freed at least the
      * purge delay ago (all if `all`) as part of a purge. */
     bool (*expire_huge)(struct rsb_pages *pg, bool all, uint32_t now_ms);
-    /* Freestanding: the region, the only chunk; hosted: NULL. */
-    rsb_chunk *region;
 } rsb_pages;
 
 /* --- lookup ------------------------------------------------------------------ */
 
 /* The header (chunk or huge) that covers block pointer p, or NULL if p is
- * not in memory these pages manage.  Hosted: the header of the chunk or huge
+ * not in memory these pages manage.  The header of the chunk or huge
  * mapping holding p is at (p - 1) rounded down to RSB_CHUNK_SIZE, because
  * every block starts strictly after its header and at most RSB_CHUNK_SIZE
  * bytes after it; the registry says whether we mapped it. */
-#if RSB_FREESTANDING
-RSB_INLINE void *rsb_header_of(const rsb_pages *pg, const void *p) {
-    const rsb_chunk *c = pg->region;
-    uintptr_t off = (uintptr_t)p - (uintptr_t)c->base;
-    return off < ((uintptr_t)c->npages << RSB_PAGE_SHIFT) ? (void *)c : NULL;
-}
-RSB_INLINE rsb_chunk *rsb_pages_chunk_of(const rsb_pages *pg, const void *p) {
-    return (rsb_chunk *)rsb_header_of(pg, p);
-}
-#else
 RSB_INLINE uintptr_t rsb_header_base(const void *p) {
     return ((uintptr_t)p - 1) & ~(uintptr_t)(RSB_CHUNK_SIZE - 1);
 }
@@ -102,7 +86,6 @@ RSB_INLINE rsb_chunk *rsb_pages_chunk_of(const rsb_pages *pg, const void *p) {
     if (base == 0) __builtin_unreachable();
     return (rsb_chunk *)base;
 }
-#endif
 
 /* --- the page allocator (page lock held unless said otherwise) ---------------- */
 
@@ -131,16 +114,13 @@ bool rsb_pages_purge(rsb_pages *pg, bool all);
 /* Self-check of every chunk, bucket and list (tests, RSB_EXPENSIVE). */
 void rsb_pages_check(const rsb_pages *pg);
 
-/* --- chunks: where they come from (chunk_os.c hosted, chunk_region.c) ---------- */
+/* --- chunks (chunk_os.c) -------------------------------------------------------- */
 
 /* A new chunk, its pages one FREE span in a bucket; NULL if out of memory. */
 rsb_chunk *rsb_chunk_new(rsb_pages *pg);
 /* Unmap an empty chunk (its one FREE span already out of the buckets). */
 void rsb_chunk_release(rsb_pages *pg, rsb_chunk *c);
-/* chunk_region.c: make the caller's region the only chunk (header c,
- * descriptors after it, npages pages from base, all free, not zeroed). */
-void rsb_pages_add_region(rsb_pages *pg, rsb_chunk *c, char *base, uint32_t npages);
-/* Shared by both: make [first, npages) of c one FREE span and link c in. */
+/* Make [first, npages) of c one FREE span and link c in. */
 void rsb_chunk_add(rsb_pages *pg, rsb_chunk *c, char *base, uint32_t npages, uint32_t first);
 
 /* Internal to the page layer (pages.c, huge.c): the purge clock. */

@@ -22,18 +22,6 @@
 
 #include "../util.h"
 
-#if RSB_FREESTANDING
-/* A region has no registry: pointers are looked up by range (pages.h), and
- * nothing can be registered (there is nothing to map). */
-RSB_INLINE unsigned rsb_registry_get(uintptr_t base) {
-    (void)base;
-    return 0;
-}
-RSB_INLINE bool rsb_registry_set(uintptr_t base, unsigned what) {
-    (void)base, (void)what;
-    return false;
-}
-#else
 
 #ifndef RSB_ADDR_BITS /* a test build may set a smaller one (tests/unit/fake_os.c) */
 #if defined(__x86_64__)
@@ -57,5 +45,4 @@ RSB_INLINE unsigned rsb_registry_get(uintptr_t base) {
  * False, with nothing changed, if base is beyond the table. */
 bool rsb_registry_set(uintptr_t base, unsigned what);
 
-#endif /* !RSB_FREESTANDING */
 #endif

@@ -1,5 +1,5 @@
 /*
- * The hosted page descriptor: 64 bytes, one cache line, so that free's
+ * The page descriptor: 64 bytes, one cache line, so that free's
  * lookup of a slab (kind, start, npages, cls, owner, free list) touches one
  * line.  Included by chunk.h only; read it through the accessors below.
  *
@@ -59,8 +59,6 @@ struct rsb_span {
 _Static_assert(sizeof(void *) != 8 || sizeof(rsb_span) == 64, "descriptor is one cache line");
 _Static_assert(RSB_MAX_CACHES <= 65536, "a cache index fits the owner field");
 
-/* The free-span dirty list lives in the descriptors. */
-#define RSB_SPAN_DIRTY_LIST 1
 
 RSB_INLINE char *rsb_span_start(const rsb_span *s) { return s->start; }
 RSB_INLINE void rsb_span_set_start(rsb_span *s, char *start) { s->start = start; }
@@ -101,7 +99,6 @@ RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, ui
  * own descriptor.  Its kind is SLAB only on a page of a live slab (so p
  * lies in that slab: no range check), and then cls, owner and start are
  * the slab's; RUN only on the head page of a page run. */
-#define RSB_PAGE_VIEW_EXACT 1
 RSB_INLINE const rsb_span *rsb_page_view(const rsb_chunk *c, const void *p) {
     uintptr_t off = (uintptr_t)p - (uintptr_t)c; /* hosted: base == c */
     if (sizeof(rsb_span) == 64) /* one shift and a mask instead of two shifts */
@@ -118,7 +115,6 @@ RSB_INLINE rsb_span *rsb_view_head(const rsb_span *d) {
 RSB_INLINE uint32_t rsb_slab_block(const rsb_span *s) { return s->u.s.block; }
 RSB_INLINE uint32_t rsb_slab_capacity(const rsb_span *s) { return rsb_class_blocks[s->cls]; }
 /* Parked blocks and the purged OS pages of page i of slab s (rsb_slab_scrub). */
-#define RSB_SLAB_SCRUB 1
 RSB_INLINE uint32_t rsb_slab_parked(const rsb_span *s) { return s->u.s.parked; }
 RSB_INLINE void rsb_slab_set_parked(rsb_span *s, uint32_t n) { s->u.s.parked = n; }
 RSB_INLINE uint32_t rsb_slab_purged(const rsb_span *s, uint32_t i) { return s[i].purged; }

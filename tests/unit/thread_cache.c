@@ -90,14 +90,14 @@ Test(thread_cache, flushed_batches_come_back_whole) {
     for (unsigned i = 0; i <= cap; i++) p[i] = tc_malloc(a, t, cls);
     for (unsigned i = 0; i <= cap; i++) tc_free(a, t, p[i]); /* the last one flushes */
     rsb_bin *bin = &a->caches[0].bins[cls];
-    cr_assert_eq(rsb_bin_nxfer(bin), 1);
+    cr_assert_eq(bin->nxfer, 1);
     void *first = bin->xfer[0];
     unsigned n = bin->xn[0];
     unit_check(a);
     while (t->head[cls] || t->spare[cls]) tc_malloc(a, t, cls); /* empty the thread's lists */
     void *q = tc_malloc(a, t, cls);                /* a refill */
     cr_assert_eq(q, first, "the refill took the flushed batch");
-    cr_assert_eq(rsb_bin_nxfer(bin), 0);
+    cr_assert_eq(bin->nxfer, 0);
     cr_assert_eq(list_len(t, cls), n - 1);
     cr_assert_eq(n, rsb_tc_batch[cls]);
     rsb_tc_check(a, t);
@@ -142,15 +142,15 @@ Test(thread_cache, other_caches_blocks_are_reused_then_sorted_home) {
      * to the owner. */
     rsb_bin *bin = &a->caches[0].bins[cls];
     unsigned held = 0;
-    for (uint32_t i = 0; i < rsb_bin_nxfer(bin); i++) held += bin->xn[i];
+    for (uint32_t i = 0; i < bin->nxfer; i++) held += bin->xn[i];
     cr_assert_geq(N, (RSB_XFER + 2) * rsb_tc_batch[cls] + cap);
-    cr_assert_eq(rsb_bin_nxfer(bin), RSB_XFER);
+    cr_assert_eq(bin->nxfer, RSB_XFER);
     unsigned home = remote_len(&a->caches[1]);
     cr_assert_geq(home, N - cap - 1 - held, "flushes sent the foreign blocks to their owner (%u)", home);
     cr_assert_null(a->caches[0].remote, "nothing went to this thread's own cache");
     rsb_tc_drain(a, mine, false); /* sends the rest */
     rsb_caches_flush_xfer(a);     /* and the transfer slots' */
-    cr_assert_eq(rsb_bin_nxfer(bin), 0);
+    cr_assert_eq(bin->nxfer, 0);
     cr_assert_eq(remote_len(&a->caches[1]), N);
     rsb_tc_drain(a, other, false);
     rsb_core_trim(a); /* drains the remote stack */
