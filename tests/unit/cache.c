@@ -239,8 +239,8 @@ Test(cache, huge_mappings_are_cached_and_zeroed) {
 #include <sys/mman.h>
 #include <unistd.h>
 
-static unsigned resident_pages(void *p, size_t len) {
-    size_t n = len / 4096;
+static unsigned resident_pages(void *p, size_t len, size_t page) {
+    size_t n = len / page;
     unsigned char v[4096];
     cr_assert_leq(n, sizeof v);
     cr_assert_eq(mincore(p, len, v), 0);
@@ -251,20 +251,23 @@ static unsigned resident_pages(void *p, size_t len) {
 
 /* A sparse slab gives back the OS pages that hold no live block; the free
  * blocks on them are parked, and come back (before fresh ones are carved)
- * when the slab is needed again. */
+ * when the slab is needed again.  With OS pages as large as the allocator's
+ * page (64 KiB) nothing can go back, and nothing must break. */
 Test(cache, scrub_gives_back_free_os_pages_and_unparks_them) {
-    if (sysconf(_SC_PAGESIZE) != 4096) cr_skip_test("4 KiB OS pages only");
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    bool can = page < RSB_PAGE_SIZE;
     rsb_allocator *a = unit_allocator(1, -1);
     unsigned cls = rsb_size_class(64);
     int per = (int)rsb_class_blocks[cls], n = 3 * per;
+    int stride = can ? (int)(4 * page / 64) : per; /* one live block per 4 OS pages */
     void **p = malloc((size_t)n * sizeof *p);
     for (int i = 0; i < n; i++) {
         p[i] = rsb_core_malloc(a, 64);
         memset(p[i], 0x3c, 64);
     }
     int live = 0;
-    for (int i = 0; i < n; i++) /* one live block per 16 KiB: 3 of 4 OS pages hold none */
-        if (i % 256) {
+    for (int i = 0; i < n; i++)
+        if (i % stride) {
             rsb_core_free(a, p[i]);
             p[i] = NULL;
         } else {
@@ -272,26 +275,28 @@ Test(cache, scrub_gives_back_free_os_pages_and_unparks_them) {
         }
     unit_check(a);
     char *slab = rsb_span_start(rsb_span_of(rsb_pages_chunk_of(&a->pages, p[0]), p[0]));
-    unsigned before = resident_pages(slab, RSB_PAGE_SIZE);
     size_t given = rsb_caches_scrub(a, true);
     unit_check(a); /* counts the parked blocks */
-    cr_assert_geq(given, (size_t)3 * (3 * RSB_PAGE_SIZE / 4) - 3 * 4096, "gave back %zu bytes", given);
-    unsigned after = resident_pages(slab, RSB_PAGE_SIZE);
-    cr_assert_leq(after, RSB_PAGE_SIZE / 4096 / 4 + 1, "%u of %u OS pages still resident (were %u)", after,
-                  (unsigned)(RSB_PAGE_SIZE / 4096), before);
-    for (int i = 0; i < n; i += 256) /* the live blocks kept their bytes */
+    if (can) {
+        size_t want = (size_t)3 * (RSB_PAGE_SIZE - RSB_PAGE_SIZE / 4) - 3 * page;
+        cr_assert_geq(given, want, "gave back %zu bytes, want %zu", given, want);
+        unsigned after = resident_pages(slab, RSB_PAGE_SIZE, page);
+        cr_assert_leq(after, RSB_PAGE_SIZE / page / 4 + 1, "%u of %zu OS pages still resident", after,
+                      (size_t)(RSB_PAGE_SIZE / page));
+    } else {
+        cr_assert_eq(given, 0);
+    }
+    for (int i = 0; i < n; i += stride) /* the live blocks kept their bytes */
         for (int j = 0; j < 64; j++) cr_assert_eq(((unsigned char *)p[i])[j], 0x3c);
     /* Allocate everything again: parked blocks come back, no block twice. */
-    int again = n - live;
-    for (int i = 0, k = 0; i < n && k < again; i++)
+    for (int i = 0; i < n; i++)
         if (!p[i]) {
             p[i] = rsb_core_malloc(a, 64);
             memset(p[i], 0x5d, 64);
-            k++;
         }
     unit_check(a);
     cr_assert_eq(unit_slabs(&a->pages, cls), 3, "the parked blocks were reused before a new slab");
-    for (int i = 0; i < n; i++) cr_assert_not_null(p[i]);
+    (void)live;
     for (int i = 0; i < n; i++) rsb_core_free(a, p[i]);
     unit_check(a);
     free(p);
