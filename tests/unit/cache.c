@@ -305,7 +305,6 @@ Test(cache, scrub_gives_back_free_os_pages_and_unparks_them) {
 /* Scrub passes (as the background purge runs them) while threads allocate
  * and free: the invariants hold and no block is handed out twice. */
 static rsb_allocator *scrub_arena;
-static volatile int scrub_stop;
 static void *scrub_worker(void *arg) {
     unsigned seed = (unsigned)(uintptr_t)arg, tag = seed * 0x9e3779b9u;
     enum { LIVE = 2000 };
