@@ -115,14 +115,13 @@ void *rsb_tc_refill(rsb_allocator *a, rsb_thread_cache *t, unsigned cls) {
     return rsb_tc_pop(a, t, cls);
 }
 
-/* A free found head full (room at -1): head's B blocks become the spare
+/* A free found head full (room 0): head's B blocks become the spare
  * list and b starts a new head; the previous spare goes back whole (a
  * transfer slot takes it if one is free).  A class without a spare list
  * (cap <= 1) gives head back at once; cap 0 gives b itself.  For
  * rsb_tc_off, b goes straight to the shared cache. */
 void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b) {
-    if (t == &rsb_tc_off) {
-        t->room[cls] = 0; /* back to "never positive" */
+    if (t == &rsb_tc_off) { /* never written: see thread_cache.h */
         rsb_free_checked(a, b);
         return;
     }
@@ -176,7 +175,7 @@ void rsb_tc_check(const rsb_allocator *a, const rsb_thread_cache *t) {
                 RSB_CHECK(s && s->kind == RSB_SPAN_SLAB && s->cls == c, "thread cache holds a block of the wrong slab");
                 RSB_CHECK(++n[k] <= rsb_tc_cap[c] + 1, "thread cache list longer than its cap");
             }
-        RSB_CHECK(t->room[c] == rsb_tc_batch[c] - n[0] && t->room[c] >= -1, "thread cache room mismatch");
+        RSB_CHECK(t->room[c] == rsb_tc_batch[c] - n[0] && t->room[c] >= 0, "thread cache room mismatch");
         RSB_CHECK(n[1] == 0 || (n[1] == rsb_tc_batch[c] && rsb_tc_cap[c] >= 2 * rsb_tc_batch[c]),
                   "thread cache spare list is not one batch");
     }

@@ -17,19 +17,19 @@
  *     need not).
  *   - Each class holds two lists: head[cls], which malloc pops and free
  *     pushes, of at most B = rsb_tc_batch[cls] blocks, and spare[cls], empty
- *     or exactly B blocks.  room[cls] == B - (length of head[cls]); it never
- *     goes below -1 (the free that takes it there rotates: the B blocks of
+ *     or exactly B blocks.  room[cls] == B - (length of head[cls]), in 0..B;
+ *     a free that finds it at 0 rotates instead of pushing: the B blocks of
  *     head become the spare list, the old spare goes back whole, and the
- *     freed block starts a new head).  Kept as
- *     room rather than a count so that free's test is one decrement; a
- *     rotation and a refill are O(1), no list is ever walked.
+ *     freed block starts a new head.  Kept as room rather than a count so
+ *     that free's test is one compare with zero; a rotation and a refill are O(1), no list is ever walked.
  *   - rsb_tc is the thread's cache while it is on (state ON), otherwise
  *     &rsb_tc_off (not set up yet, being set up, thread exiting, junk
  *     filling, valgrind): a shared stand-in whose lists are always empty and
- *     whose room is never positive, so malloc's pop finds nothing and free's
- *     push goes to rsb_tc_flush, which frees the block to the shared cache.
- *     The fast paths then need no "is it on?" test.  Its room is written by
- *     any thread, never read for anything but its sign.
+ *     whose room is 0, so malloc's pop finds nothing and free's push goes
+ *     to rsb_tc_flush, which frees the block to the shared cache.  The fast
+ *     paths then need no "is it on?" test.  Nothing ever writes to it (push
+ *     tests room before it decrements: a shared stand-in written by every
+ *     thread would be a data race, and a lost reset could wrap the count).
  *
  * TLS: a thread cache is taken from a pool of them when the thread turns it
  * on (thread_cache.c); the thread-local state is a pointer and two bytes of
@@ -84,10 +84,15 @@ RSB_INLINE void *rsb_tc_pop(const rsb_allocator *a, rsb_thread_cache *t, unsigne
  * (or, for rsb_tc_off, free b to the shared cache) instead. */
 void rsb_tc_flush(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b);
 RSB_INLINE void rsb_tc_push(rsb_allocator *a, rsb_thread_cache *t, unsigned cls, void **b) {
-    if (unlikely(--t->room[cls] < 0)) {
+    /* Test, then write: rsb_tc_off (room 0) is shared by every thread whose
+     * cache is off and is never written.  (The subtraction's sign is the
+     * test: load, sub, js, store.) */
+    int room = t->room[cls] - 1;
+    if (unlikely(room < 0)) {
         rsb_tc_flush(a, t, cls, b);
         return;
     }
+    t->room[cls] = (int16_t)room;
     rsb_link_set(a->link_key, b, t->head[cls]);
     t->head[cls] = b;
 }
