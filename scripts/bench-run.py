@@ -111,7 +111,7 @@ TUNING_ENV = re.compile(r"^(LD_PRELOAD|MALLOC_.*|GLIBC_TUNABLES|MIMALLOC_.*|JE_M
 
 # Build options recorded with the results (they change what rsbmalloc is).
 BUILD_KNOBS = ("buildtype", "optimization", "b_lto", "b_sanitize", "debug_level", "harden",
-               "page_shift", "chunk_shift", "small_max_shift", "class_steps")
+               "page_shift", "chunk_shift", "small_max_shift", "class_steps", "class_fine_steps")
 
 T0 = time.monotonic()
 

@@ -11,13 +11,22 @@ uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 /* Up to 8 KiB per class for classes up to 1 KiB (64 blocks of 16..128 B,
  * at least 8), 4 blocks up to 4 KiB, 2 up to 8 KiB, 1 up to RSB_TC_ONE_MAX
  * (enough for a malloc/free pair to take no lock), none above (a free goes
- * straight back to the shared cache).  A batch, the unit of moves to and
- * from the shared cache, is half of that.  If a thread filled every class
- * it would hold ~190 KiB below 1 KiB and ~400 KiB above; usually far less. */
+ * straight back to the shared cache).  Those figures are for an octave of
+ * RSB_CLASS_STEPS (4) classes; one of k classes (8 or 16, size_class.h)
+ * gives each class 4/k of it (at least 8 blocks up to 1 KiB, 2 above), so
+ * the finer classes do not multiply what a thread may hold.  A batch, the
+ * unit of moves to and from the shared cache, is half of a cap.  If a
+ * thread filled every class it would hold ~215 KiB up to 1 KiB and ~560 KiB
+ * above (130 and 490 with 4 classes everywhere); usually far less. */
 #define RSB_TC_ONE_MAX 65536
 void rsb_tc_init(void) {
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
-        unsigned size = rsb_class_size[c], cap = 8192 / size;
+        unsigned size = rsb_class_size[c], k = RSB_CLASS_STEPS;
+        if (size > 128) { /* classes in its octave (2^lg, 2^(lg+1)] */
+            unsigned octave = 1u << rsb_log2(size - 1);
+            k = octave / (size - rsb_class_size[c - 1]);
+        }
+        unsigned cap = 8192 * RSB_CLASS_STEPS / k / size;
         if (size > RSB_TC_ONE_MAX)
             cap = 0;
         else if (size > 8192)
@@ -25,7 +34,7 @@ void rsb_tc_init(void) {
         else if (size > 4096)
             cap = 2;
         else if (size > 1024)
-            cap = 4;
+            cap = 4 * RSB_CLASS_STEPS / k < 2 ? 2 : 4 * RSB_CLASS_STEPS / k;
         else if (cap < 8)
             cap = 8;
         else if (cap > 64)
