@@ -128,6 +128,10 @@ RSB_API int rsb_malloc_trim(size_t pad) {
 
 RSB_API void rsb_stats(rsb_stats_t *out) { rsb_entry_stats(out); }
 RSB_API void rsb_stats_print(int fd) { rsb_entry_stats_print(fd); }
+RSB_API int rsb_prof_dump(const char *path) {
+    rsb_global_get();
+    return rsb_prof_dump_now(path);
+}
 
 #if RSB_OVERRIDE
 /* ---- libc names ----------------------------------------------------------- */

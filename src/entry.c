@@ -23,6 +23,13 @@ static void *small_alloc(rsb_allocator *a, unsigned cls) {
     return p ? p : rsb_tc_refill(a, t, cls);
 }
 
+rsb_gate_t rsb_gate = {.malloc_max = RSB_CLASS_LUT_MAX, .free_chunks = RSB_REGISTRY_ENTRIES};
+
+void rsb_gate_slow(void) {
+    __atomic_store_n(&rsb_gate.malloc_max, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&rsb_gate.free_chunks, 0, __ATOMIC_RELAXED);
+}
+
 void *rsb_entry_malloc_slow(size_t size) {
     rsb_allocator *a = rsb_global_get();
     if (unlikely(rsb_opt.background_purge)) rsb_bg_ensure(a); /* again after a fork */
@@ -30,6 +37,7 @@ void *rsb_entry_malloc_slow(size_t size) {
     void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
     junk_new(a, p, size);
     rsb_track_leave();
+    rsb_prof_alloc(p, size);
     return rsb_track_alloc(p, size, 0);
 }
 
@@ -44,16 +52,29 @@ void *rsb_entry_calloc_slow(size_t total) {
         p = rsb_core_calloc(a, total);
     }
     rsb_track_leave();
+    rsb_prof_alloc(p, total);
     return rsb_track_alloc(p, total, 1);
 }
 
 void rsb_entry_free_untracked(void *p) { rsb_entry_free_now(p); }
+
+void rsb_entry_free_slow(void *p, rsb_allocator *a) {
+    if (unlikely(rsb_prof_active) && p) {
+        rsb_prof_forget(p);
+        unsigned cls; /* then the fast path, with the constant bounds */
+        const rsb_span *d = rsb_free_begin(a, p, &cls);
+        if (d) rsb_tc_push(a, rsb_tc, cls, (void **)p);
+        return;
+    }
+    rsb_free_slow(p, a);
+}
 
 void *rsb_entry_memalign(size_t align, size_t size) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     void *p = junk_new(a, rsb_core_memalign(a, align, size), size);
     rsb_track_leave();
+    rsb_prof_alloc(p, size);
     return rsb_track_alloc(p, size, 0);
 }
 
@@ -68,7 +89,12 @@ void *rsb_entry_realloc(void *p, size_t size) {
         rsb_entry_free(p);
         return q;
     }
-    return rsb_core_realloc(a, p, size);
+    /* Profiling sees a realloc as a free and a malloc: the old record goes
+     * (if realloc then fails, p stays unrecorded), the result may be sampled. */
+    rsb_prof_free(p);
+    void *q = rsb_core_realloc(a, p, size);
+    rsb_prof_alloc(q, size);
+    return q;
 }
 
 size_t rsb_entry_usable_size(const void *p) {

@@ -17,15 +17,32 @@
 #define RSB_ENTRY_H
 
 #include "init.h"
+#include "prof.h"
 #include "thread_cache.h"
 #include "track.h"
+
+/* The fast paths' two bounds: the largest size malloc's fast path serves
+ * (RSB_CLASS_LUT_MAX) and the registry's size (RSB_REGISTRY_ENTRIES), which
+ * free's fast path compares a chunk index with.  Heap profiling
+ * (src/prof.h) sets both to 0 so that every malloc and free takes the slow
+ * path, where it samples; otherwise they stand for the constants, and a
+ * compare with a variable costs no more instructions than one with a
+ * constant: the fast paths have no "is profiling on?" test. */
+typedef struct rsb_gate_t {
+    size_t malloc_max;
+    uintptr_t free_chunks;
+} rsb_gate_t;
+/* hidden: read RIP-relative in the compare itself, with no address load */
+extern rsb_gate_t rsb_gate __attribute__((visibility("hidden")));
+/* Turn both to 0 (once, at start-up, with profiling on). */
+void rsb_gate_slow(void);
 
 void *rsb_entry_malloc_slow(size_t size);
 
 /* The fast path alone: a block, or NULL when the slow path must run (the
  * caller then tail-calls it, so the fast path needs no stack frame). */
 RSB_INLINE void *rsb_entry_malloc_fast(size_t size) {
-    if (likely(size <= RSB_CLASS_LUT_MAX)) return rsb_tc_pop(&rsb_global, rsb_tc, rsb_class_lut[(size + 15) >> 4]);
+    if (likely(size <= rsb_gate.malloc_max)) return rsb_tc_pop(&rsb_global, rsb_tc, rsb_class_lut[(size + 15) >> 4]);
     return NULL;
 }
 
@@ -34,11 +51,16 @@ RSB_INLINE void *rsb_entry_malloc(size_t size) {
     return likely(p != NULL) ? p : rsb_entry_malloc_slow(size);
 }
 
+/* Free's slow path: NULL, page runs, huge blocks, bad pointers, and with
+ * profiling on every free (it forgets p's record, then frees as below). */
+void rsb_entry_free_slow(void *p, rsb_allocator *a);
+
 /* free without valgrind's quarantine (track.c frees through it too). */
 RSB_INLINE void rsb_entry_free_now(void *p) {
     rsb_allocator *a = &rsb_global;
     unsigned cls;
-    const rsb_span *d = rsb_free_begin(a, p, &cls); /* checks p; NULL: the slow path finished */
+    /* checks p; NULL: the slow path finished */
+    const rsb_span *d = rsb_free_begin_gated(a, p, &cls, rsb_gate.free_chunks, rsb_entry_free_slow);
     if (unlikely(d == NULL)) return;
     rsb_tc_push(a, rsb_tc, cls, (void **)p); /* rsb_tc_off: to the shared cache */
 }
