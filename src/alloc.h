@@ -95,24 +95,21 @@ RSB_INLINE uintptr_t rsb_free_mark(const rsb_allocator *a, const void *p) { retu
  * owner and start of the slab; rsb_view_head for the slab itself) and the
  * class in *cls_out, or NULL
  * when p took the slow path (which has finished the free or aborted). */
-/* With the registry's bound and the slow path given: the process-wide free
- * (entry.h) passes rsb_gate's bound, which profiling sets to 0 to send every
- * free to its own slow path, at no cost when it is off (a compare with a
- * variable instead of a constant); rsb_free_begin passes the constants. */
-RSB_INLINE const rsb_span *rsb_free_begin_gated(rsb_allocator *a, void *p, unsigned *cls_out, uintptr_t chunks,
-                                                void (*slow)(void *, rsb_allocator *)) {
-    /* rsb_pages_chunk_of with the registry's bound given (<= its size) */
-    uintptr_t base = rsb_header_base(p), i = base >> RSB_CHUNK_SHIFT;
-    if (unlikely(i >= chunks) || __atomic_load_n(&rsb_registry[i], __ATOMIC_RELAXED) != RSB_HDR_PAGES) goto slow;
-    if (base == 0) __builtin_unreachable(); /* the registry never holds address 0 */
-    rsb_chunk *ch = (rsb_chunk *)base;
+/* With the out-of-line paths given: the process-wide free (entry.h) puts
+ * the heap profiler in front of the page-run and slow frees; the others
+ * pass rsb_run_free_at and rsb_free_slow (rsb_free_begin). */
+RSB_INLINE const rsb_span *rsb_free_begin_with(rsb_allocator *a, void *p, unsigned *cls_out,
+                                               void (*run_free)(void *, rsb_chunk *, rsb_allocator *),
+                                               void (*slow)(void *, rsb_allocator *)) {
+    rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, p);
+    if (unlikely(!ch)) goto slow;
     const rsb_span *d = rsb_page_view(ch, p);
     uintptr_t off = (uintptr_t)p - (uintptr_t)rsb_span_start(d);
     unsigned cls = d->cls;
     if (unlikely(d->kind != RSB_SPAN_SLAB)) {
         /* A page run: p names its head page, so d is its live descriptor. */
         if (d->kind == RSB_SPAN_RUN && off == 0) {
-            rsb_run_free_at(p, ch, a);
+            run_free(p, ch, a);
             return NULL;
         }
         goto slow;
@@ -129,7 +126,7 @@ slow:
 }
 
 RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *cls_out) {
-    return rsb_free_begin_gated(a, p, cls_out, RSB_REGISTRY_ENTRIES, rsb_free_slow);
+    return rsb_free_begin_with(a, p, cls_out, rsb_run_free_at, rsb_free_slow);
 }
 RSB_INLINE void rsb_core_free(rsb_allocator *a, void *p) {
     unsigned cls;

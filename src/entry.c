@@ -23,21 +23,36 @@ static void *small_alloc(rsb_allocator *a, unsigned cls) {
     return p ? p : rsb_tc_refill(a, t, cls);
 }
 
-rsb_gate_t rsb_gate = {.malloc_max = RSB_CLASS_LUT_MAX, .free_chunks = RSB_REGISTRY_ENTRIES};
+rsb_gate_t rsb_gate = {.malloc_max = RSB_CLASS_LUT_MAX};
 
-void rsb_gate_slow(void) {
-    __atomic_store_n(&rsb_gate.malloc_max, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&rsb_gate.free_chunks, 0, __ATOMIC_RELAXED);
+void rsb_gate_slow(void) { __atomic_store_n(&rsb_gate.malloc_max, 0, __ATOMIC_RELAXED); }
+
+/* A block heap profiling samples (prof.h): a page run (or a huge block)
+ * whatever its size, so that free's inline path never meets one. */
+static void *prof_alloc(rsb_allocator *a, size_t size, size_t align, bool zero) {
+    bool z;
+    void *p = rsb_big_alloc(a, size ? size : 1, align, &z);
+    if (!p) return NULL;
+    if (zero && !z) rsb_memset(p, 0, size);
+    rsb_prof_record(p, size);
+    return p;
 }
 
 void *rsb_entry_malloc_slow(size_t size) {
     rsb_allocator *a = rsb_global_get();
+    if (unlikely(rsb_prof_active)) {
+        if (unlikely(rsb_prof_take(size))) {
+            rsb_track_enter();
+            void *p = junk_new(a, prof_alloc(a, size, 0, false), size);
+            rsb_track_leave();
+            return rsb_track_alloc(p, size, 0);
+        }
+    }
     if (unlikely(rsb_opt.background_purge)) rsb_bg_ensure(a); /* again after a fork */
     rsb_track_enter();
     void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
     junk_new(a, p, size);
     rsb_track_leave();
-    rsb_prof_alloc(p, size);
     return rsb_track_alloc(p, size, 0);
 }
 
@@ -45,36 +60,37 @@ void *rsb_entry_calloc_slow(size_t total) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     void *p;
-    if (total <= RSB_SMALL_MAX) {
+    if (unlikely(rsb_prof_active) && rsb_prof_take(total)) {
+        p = prof_alloc(a, total, 0, true);
+    } else if (total <= RSB_SMALL_MAX) {
         p = small_alloc(a, rsb_size_class(total));
         if (p) rsb_memset(p, 0, total);
     } else {
         p = rsb_core_calloc(a, total);
     }
     rsb_track_leave();
-    rsb_prof_alloc(p, total);
     return rsb_track_alloc(p, total, 1);
 }
 
 void rsb_entry_free_untracked(void *p) { rsb_entry_free_now(p); }
 
+void rsb_entry_free_run(void *p, rsb_chunk *ch, rsb_allocator *a) {
+    rsb_prof_free(p);
+    rsb_run_free_at(p, ch, a);
+}
+
 void rsb_entry_free_slow(void *p, rsb_allocator *a) {
-    if (unlikely(rsb_prof_active) && p) {
-        rsb_prof_forget(p);
-        unsigned cls; /* then the fast path, with the constant bounds */
-        const rsb_span *d = rsb_free_begin(a, p, &cls);
-        if (d) rsb_tc_push(a, rsb_tc, cls, (void **)p);
-        return;
-    }
+    rsb_prof_free(p);
     rsb_free_slow(p, a);
 }
 
 void *rsb_entry_memalign(size_t align, size_t size) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
-    void *p = junk_new(a, rsb_core_memalign(a, align, size), size);
+    void *p = unlikely(rsb_prof_active) && rsb_prof_take(size) ? prof_alloc(a, size, align > RSB_ALIGN ? align : 0, false)
+                                                               : rsb_core_memalign(a, align, size);
+    junk_new(a, p, size);
     rsb_track_leave();
-    rsb_prof_alloc(p, size);
     return rsb_track_alloc(p, size, 0);
 }
 
@@ -90,11 +106,18 @@ void *rsb_entry_realloc(void *p, size_t size) {
         return q;
     }
     /* Profiling sees a realloc as a free and a malloc: the old record goes
-     * (if realloc then fails, p stays unrecorded), the result may be sampled. */
+     * (if realloc then fails, p stays unrecorded), and a sampled result
+     * moves to a page run of its own. */
     rsb_prof_free(p);
-    void *q = rsb_core_realloc(a, p, size);
-    rsb_prof_alloc(q, size);
-    return q;
+    if (unlikely(rsb_prof_active) && rsb_prof_take(size)) {
+        size_t old = rsb_core_usable_size(a, p); /* aborts on a bad pointer */
+        void *q = prof_alloc(a, size, 0, false);
+        if (!q) return NULL;
+        rsb_memcpy(q, p, old < size ? old : size);
+        rsb_core_free(a, p);
+        return q;
+    }
+    return rsb_core_realloc(a, p, size);
 }
 
 size_t rsb_entry_usable_size(const void *p) {

@@ -21,20 +21,18 @@
 #include "thread_cache.h"
 #include "track.h"
 
-/* The fast paths' two bounds: the largest size malloc's fast path serves
- * (RSB_CLASS_LUT_MAX) and the registry's size (RSB_REGISTRY_ENTRIES), which
- * free's fast path compares a chunk index with.  Heap profiling
- * (src/prof.h) sets both to 0 so that every malloc and free takes the slow
- * path, where it samples; otherwise they stand for the constants, and a
- * compare with a variable costs no more instructions than one with a
- * constant: the fast paths have no "is profiling on?" test. */
+/* The largest size malloc's fast path serves: RSB_CLASS_LUT_MAX, or 0 while
+ * heap profiling (src/prof.h) is on, so that every malloc takes the slow
+ * path, where it counts the bytes until the next sample.  A compare with a
+ * variable costs no more instructions than one with a constant, so the fast
+ * path has no "is profiling on?" test.  (free needs none: sampled blocks
+ * are page runs, which its fast path never frees inline.) */
 typedef struct rsb_gate_t {
     size_t malloc_max;
-    uintptr_t free_chunks;
 } rsb_gate_t;
 /* hidden: read RIP-relative in the compare itself, with no address load */
 extern rsb_gate_t rsb_gate __attribute__((visibility("hidden")));
-/* Turn both to 0 (once, at start-up, with profiling on). */
+/* Set it to 0 (once, at start-up, with profiling on). */
 void rsb_gate_slow(void);
 
 void *rsb_entry_malloc_slow(size_t size);
@@ -46,13 +44,27 @@ RSB_INLINE void *rsb_entry_malloc_fast(size_t size) {
     return NULL;
 }
 
+/* With heap profiling on (rsb_gate sends every malloc to the slow path):
+ * the fast path again, counting the bytes until the next sample; NULL when
+ * the slow path must run (which counts them then). */
+RSB_INLINE void *rsb_entry_malloc_counted(size_t size) {
+    int64_t left = rsb_prof_t.left - (int64_t)size;
+    if (likely(size <= RSB_CLASS_LUT_MAX) && likely(left >= 0)) {
+        void *p = rsb_tc_pop(&rsb_global, rsb_tc, rsb_class_lut[(size + 15) >> 4]);
+        if (likely(p != NULL)) rsb_prof_t.left = left;
+        return p;
+    }
+    return NULL;
+}
+
 RSB_INLINE void *rsb_entry_malloc(size_t size) {
     void *p = rsb_entry_malloc_fast(size);
     return likely(p != NULL) ? p : rsb_entry_malloc_slow(size);
 }
 
-/* Free's slow path: NULL, page runs, huge blocks, bad pointers, and with
- * profiling on every free (it forgets p's record, then frees as below). */
+/* Free's out-of-line paths: page runs; NULL, huge blocks, bad pointers.
+ * Both forget p's heap-profile record first, if it has one. */
+void rsb_entry_free_run(void *p, rsb_chunk *ch, rsb_allocator *a);
 void rsb_entry_free_slow(void *p, rsb_allocator *a);
 
 /* free without valgrind's quarantine (track.c frees through it too). */
@@ -60,7 +72,7 @@ RSB_INLINE void rsb_entry_free_now(void *p) {
     rsb_allocator *a = &rsb_global;
     unsigned cls;
     /* checks p; NULL: the slow path finished */
-    const rsb_span *d = rsb_free_begin_gated(a, p, &cls, rsb_gate.free_chunks, rsb_entry_free_slow);
+    const rsb_span *d = rsb_free_begin_with(a, p, &cls, rsb_entry_free_run, rsb_entry_free_slow);
     if (unlikely(d == NULL)) return;
     rsb_tc_push(a, rsb_tc, cls, (void **)p); /* rsb_tc_off: to the shared cache */
 }

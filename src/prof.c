@@ -8,6 +8,7 @@
 #include "spinlock.h"
 
 bool rsb_prof_active;
+uint16_t rsb_prof_filter[1 << RSB_PROF_FILTER_BITS];
 __thread rsb_prof_tls rsb_prof_t __attribute__((tls_model("initial-exec")));
 
 #if RSB_PROF
@@ -35,7 +36,6 @@ static struct {
     rsb_lock lock;
     double rate;            /* R: mean bytes between samples */
     prof_rec *recs;         /* REC_CAP */
-    uint32_t *home;         /* REC_CAP: records whose home slot is i (read without the lock) */
     size_t nrecs;
     prof_stack *stacks;     /* STACK_CAP */
     uint32_t *stack_index;  /* STACK_SLOTS: 1 + stack, 0 empty */
@@ -148,7 +148,8 @@ static uint32_t stack_find(void *const *pcs, int n) {
 }
 
 static void rec_insert(uintptr_t addr, uint64_t size, uint32_t stack) {
-    if (prof.nrecs >= REC_CAP / 4 * 3) {
+    uint16_t *f = &rsb_prof_filter[rsb_prof_filter_slot((void *)addr)];
+    if (prof.nrecs >= REC_CAP / 4 * 3 || *f == UINT16_MAX) {
         prof.dropped++;
         return;
     }
@@ -163,7 +164,7 @@ static void rec_insert(uintptr_t addr, uint64_t size, uint32_t stack) {
     }
     prof.recs[i] = (prof_rec){.addr = addr, .size = size, .stack = stack};
     prof.nrecs++;
-    __atomic_store_n(&prof.home[h], prof.home[h] + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(f, (uint16_t)(*f + 1), __ATOMIC_RELAXED);
 }
 
 /* Remove the record of addr, if any: linear probing's backward shift moves
@@ -174,7 +175,8 @@ static void rec_remove(uintptr_t addr) {
         if (prof.recs[i].addr == 0) return;
         i = (i + 1) & (REC_CAP - 1);
     }
-    __atomic_store_n(&prof.home[h], prof.home[h] - 1, __ATOMIC_RELAXED);
+    uint16_t *f = &rsb_prof_filter[rsb_prof_filter_slot((void *)addr)];
+    __atomic_store_n(f, (uint16_t)(*f - 1), __ATOMIC_RELAXED);
     prof.nrecs--;
     for (size_t j = i;;) {
         j = (j + 1) & (REC_CAP - 1);
@@ -407,18 +409,23 @@ static int capture(void **pcs) {
     return m;
 }
 
-void rsb_prof_sample(void *p, size_t size) {
+bool rsb_prof_decide(size_t size) {
     rsb_prof_tls *t = &rsb_prof_t;
     if (t->busy) { /* an allocation of the profiler's own */
         t->left += (int64_t)size;
-        return;
+        return false;
     }
     if (t->rng == 0) { /* the thread's first: start its countdown */
         t->rng = (rsb_os_random() ^ (uint64_t)rsb_os_thread_id() * 0x9e3779b97f4a7c15ull) | 1;
         t->left = draw(t) - (int64_t)size;
-        if (t->left >= 0) return;
+        if (t->left >= 0) return false;
     }
     t->left = draw(t);
+    return true;
+}
+
+void rsb_prof_record(void *p, size_t size) {
+    rsb_prof_tls *t = &rsb_prof_t;
     t->busy = 1;
     void *pcs[PROF_DEPTH];
     int n = capture(pcs);
@@ -437,7 +444,6 @@ void rsb_prof_sample(void *p, size_t size) {
 }
 
 void rsb_prof_forget(void *p) {
-    if (__atomic_load_n(&prof.home[rec_home((uintptr_t)p)], __ATOMIC_RELAXED) == 0) return;
     rsb_lock_acquire(&prof.lock);
     rec_remove((uintptr_t)p);
     prof_release();
@@ -466,10 +472,9 @@ void rsb_prof_start(void) {
     }
     prof.rate = (double)rsb_opt.prof_sample;
     prof.recs = map_table(REC_CAP * sizeof(prof_rec));
-    prof.home = map_table(REC_CAP * sizeof(uint32_t));
     prof.stacks = map_table(STACK_CAP * sizeof(prof_stack));
     prof.stack_index = map_table(STACK_SLOTS * sizeof(uint32_t));
-    if (!prof.recs || !prof.home || !prof.stacks || !prof.stack_index) {
+    if (!prof.recs || !prof.stacks || !prof.stack_index) {
         warn("cannot map its tables; profiling is off", "");
         return;
     }
@@ -483,7 +488,7 @@ void rsb_prof_start(void) {
     if (rsb_opt.prof_signal && !rsb_os_on_sigusr2(on_signal))
         warn("cannot handle SIGUSR2", "");
     __atomic_store_n(&rsb_prof_active, true, __ATOMIC_RELEASE);
-    rsb_gate_slow(); /* from now on every malloc and free comes through entry.c */
+    rsb_gate_slow(); /* from now on every malloc comes through entry.c */
 }
 
 void rsb_prof_exit(void) {
@@ -517,7 +522,8 @@ void rsb_prof_reset(void) {
 
 #else /* built without libunwind */
 
-void rsb_prof_sample(void *p, size_t size) { (void)p, (void)size; }
+bool rsb_prof_decide(size_t size) { return (void)size, false; }
+void rsb_prof_record(void *p, size_t size) { (void)p, (void)size; }
 void rsb_prof_forget(void *p) { (void)p; }
 
 void rsb_prof_start(void) {
