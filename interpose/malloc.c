@@ -21,20 +21,26 @@ static inline void *nomem(void) {
 
 /* The slow paths with errno, tail-called: the fast paths need no frame. */
 static RSB_NOINLINE void *malloc_slow(size_t size) {
+    void *p;
     if (unlikely(rsb_prof_active)) { /* heap profiling: every malloc comes here */
-        void *p = rsb_entry_malloc_counted(size);
+        p = rsb_entry_malloc_counted(size);
         if (likely(p != NULL)) return p;
+        p = rsb_entry_malloc_prof(size);
+    } else {
+        p = rsb_entry_malloc_slow(size);
     }
-    void *p = rsb_entry_malloc_slow(size);
     return likely(p != NULL) ? p : nomem();
 }
 
 static RSB_NOINLINE void *calloc_slow(size_t total) {
+    void *p;
     if (unlikely(rsb_prof_active)) {
-        void *p = rsb_entry_malloc_counted(total);
+        p = rsb_entry_malloc_counted(total);
         if (likely(p != NULL)) return rsb_memset(p, 0, total);
+        p = rsb_entry_calloc_prof(total);
+    } else {
+        p = rsb_entry_calloc_slow(total);
     }
-    void *p = rsb_entry_calloc_slow(total);
     return likely(p != NULL) ? p : nomem();
 }
 

@@ -38,16 +38,17 @@ static void *prof_alloc(rsb_allocator *a, size_t size, size_t align, bool zero) 
     return p;
 }
 
+void *rsb_entry_malloc_prof(size_t size) {
+    if (likely(!rsb_prof_take(size))) return rsb_entry_malloc_slow(size);
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    void *p = junk_new(a, prof_alloc(a, size, 0, false), size);
+    rsb_track_leave();
+    return rsb_track_alloc(p, size, 0);
+}
+
 void *rsb_entry_malloc_slow(size_t size) {
     rsb_allocator *a = rsb_global_get();
-    if (unlikely(rsb_prof_active)) {
-        if (unlikely(rsb_prof_take(size))) {
-            rsb_track_enter();
-            void *p = junk_new(a, prof_alloc(a, size, 0, false), size);
-            rsb_track_leave();
-            return rsb_track_alloc(p, size, 0);
-        }
-    }
     if (unlikely(rsb_opt.background_purge)) rsb_bg_ensure(a); /* again after a fork */
     rsb_track_enter();
     void *p = size <= RSB_SMALL_MAX ? small_alloc(a, rsb_size_class(size)) : rsb_core_malloc(a, size);
@@ -56,13 +57,20 @@ void *rsb_entry_malloc_slow(size_t size) {
     return rsb_track_alloc(p, size, 0);
 }
 
+void *rsb_entry_calloc_prof(size_t total) {
+    if (likely(!rsb_prof_take(total))) return rsb_entry_calloc_slow(total);
+    rsb_allocator *a = rsb_global_get();
+    rsb_track_enter();
+    void *p = prof_alloc(a, total, 0, true);
+    rsb_track_leave();
+    return rsb_track_alloc(p, total, 1);
+}
+
 void *rsb_entry_calloc_slow(size_t total) {
     rsb_allocator *a = rsb_global_get();
     rsb_track_enter();
     void *p;
-    if (unlikely(rsb_prof_active) && rsb_prof_take(total)) {
-        p = prof_alloc(a, total, 0, true);
-    } else if (total <= RSB_SMALL_MAX) {
+    if (total <= RSB_SMALL_MAX) {
         p = small_alloc(a, rsb_size_class(total));
         if (p) rsb_memset(p, 0, total);
     } else {

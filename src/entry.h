@@ -36,6 +36,8 @@ extern rsb_gate_t rsb_gate __attribute__((visibility("hidden")));
 void rsb_gate_slow(void);
 
 void *rsb_entry_malloc_slow(size_t size);
+/* The slow path while heap profiling is on: count size, sample or not. */
+void *rsb_entry_malloc_prof(size_t size);
 
 /* The fast path alone: a block, or NULL when the slow path must run (the
  * caller then tail-calls it, so the fast path needs no stack frame). */
@@ -59,7 +61,8 @@ RSB_INLINE void *rsb_entry_malloc_counted(size_t size) {
 
 RSB_INLINE void *rsb_entry_malloc(size_t size) {
     void *p = rsb_entry_malloc_fast(size);
-    return likely(p != NULL) ? p : rsb_entry_malloc_slow(size);
+    if (likely(p != NULL)) return p;
+    return unlikely(rsb_prof_active) ? rsb_entry_malloc_prof(size) : rsb_entry_malloc_slow(size);
 }
 
 /* Free's out-of-line paths: page runs; NULL, huge blocks, bad pointers.
@@ -88,6 +91,7 @@ RSB_INLINE void rsb_entry_free(void *p) {
 
 /* total = n * size, already checked for overflow. */
 void *rsb_entry_calloc_slow(size_t total);
+void *rsb_entry_calloc_prof(size_t total);
 RSB_INLINE void *rsb_entry_calloc_fast(size_t total) {
     void *p = rsb_entry_malloc_fast(total);
     if (likely(p != NULL)) rsb_memset(p, 0, total);
