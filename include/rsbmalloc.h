@@ -97,6 +97,14 @@ RSB_API void rsb_stats(rsb_stats_t *out);
 /* Write a human-readable report to file descriptor fd (no allocation). */
 RSB_API void rsb_stats_print(int fd);
 
+/* Heap profiling (RSBMALLOC_PROF=1, see rsbmalloc(3)): write a profile of
+ * the live heap now, in the text format google-pprof reads, to path (and
+ * collapsed stacks for flame graphs to path with ".heap" replaced by, or
+ * else followed by, ".collapsed"), or, for NULL, to the next
+ * $RSBMALLOC_PROF_PREFIX.<pid>.<seq>.heap (and .collapsed).  Returns 0, or
+ * -1 when profiling is off or not built in, or a file cannot be written. */
+RSB_API int rsb_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

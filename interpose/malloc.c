@@ -21,12 +21,26 @@ static inline void *nomem(void) {
 
 /* The slow paths with errno, tail-called: the fast paths need no frame. */
 static RSB_NOINLINE void *malloc_slow(size_t size) {
-    void *p = rsb_entry_malloc_slow(size);
+    void *p;
+    if (unlikely(rsb_prof_active)) { /* heap profiling: every malloc comes here */
+        p = rsb_entry_malloc_counted(size);
+        if (likely(p != NULL)) return p;
+        p = rsb_entry_malloc_prof(size);
+    } else {
+        p = rsb_entry_malloc_slow(size);
+    }
     return likely(p != NULL) ? p : nomem();
 }
 
 static RSB_NOINLINE void *calloc_slow(size_t total) {
-    void *p = rsb_entry_calloc_slow(total);
+    void *p;
+    if (unlikely(rsb_prof_active)) {
+        p = rsb_entry_malloc_counted(total);
+        if (likely(p != NULL)) return rsb_memset(p, 0, total);
+        p = rsb_entry_calloc_prof(total);
+    } else {
+        p = rsb_entry_calloc_slow(total);
+    }
     return likely(p != NULL) ? p : nomem();
 }
 
@@ -128,6 +142,10 @@ RSB_API int rsb_malloc_trim(size_t pad) {
 
 RSB_API void rsb_stats(rsb_stats_t *out) { rsb_entry_stats(out); }
 RSB_API void rsb_stats_print(int fd) { rsb_entry_stats_print(fd); }
+RSB_API int rsb_prof_dump(const char *path) {
+    rsb_global_get();
+    return rsb_prof_dump_now(path);
+}
 
 #if RSB_OVERRIDE
 /* ---- libc names ----------------------------------------------------------- */

@@ -18,10 +18,14 @@ rsb_need() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# What building the library needs.
-RSB_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config python3)
-# What scripts/test, scripts/test-arm64 and scripts/test-robust add.
+# What building the library needs (libunwind-dev: heap profiling's unwinder,
+# meson option `prof`; without it the library builds with profiling off).
+RSB_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config python3 libunwind-dev)
+# What scripts/test, scripts/test-arm64 and scripts/test-robust add
+# (google-perftools: google-pprof reads the heap profiles back in the prof-*
+# tests; graphviz: its --svg).
 RSB_TEST_PKGS=(g++ libcriterion-dev libbenchmark-dev binutils file git sqlite3 python3 valgrind
+    google-perftools graphviz
     gcc-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc libc6-dev-i386
     lib32gcc-12-dev)
 # arm64 with clang-14, not gcc-aarch64-linux-gnu, which gcc-multilib conflicts

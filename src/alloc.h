@@ -95,7 +95,12 @@ RSB_INLINE uintptr_t rsb_free_mark(const rsb_allocator *a, const void *p) { retu
  * owner and start of the slab; rsb_view_head for the slab itself) and the
  * class in *cls_out, or NULL
  * when p took the slow path (which has finished the free or aborted). */
-RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *cls_out) {
+/* With the out-of-line paths given: the process-wide free (entry.h) puts
+ * the heap profiler in front of the page-run and slow frees; the others
+ * pass rsb_run_free_at and rsb_free_slow (rsb_free_begin). */
+RSB_INLINE const rsb_span *rsb_free_begin_with(rsb_allocator *a, void *p, unsigned *cls_out,
+                                               void (*run_free)(void *, rsb_chunk *, rsb_allocator *),
+                                               void (*slow)(void *, rsb_allocator *)) {
     rsb_chunk *ch = rsb_pages_chunk_of(&a->pages, p);
     if (unlikely(!ch)) goto slow;
     const rsb_span *d = rsb_page_view(ch, p);
@@ -104,7 +109,7 @@ RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *c
     if (unlikely(d->kind != RSB_SPAN_SLAB)) {
         /* A page run: p names its head page, so d is its live descriptor. */
         if (d->kind == RSB_SPAN_RUN && off == 0) {
-            rsb_run_free_at(p, ch, a);
+            run_free(p, ch, a);
             return NULL;
         }
         goto slow;
@@ -116,10 +121,13 @@ RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *c
     *cls_out = cls; /* read before the store above, which may alias it */
     return d;
 slow:
-    rsb_free_slow(p, a);
+    slow(p, a);
     return NULL;
 }
 
+RSB_INLINE const rsb_span *rsb_free_begin(rsb_allocator *a, void *p, unsigned *cls_out) {
+    return rsb_free_begin_with(a, p, cls_out, rsb_run_free_at, rsb_free_slow);
+}
 RSB_INLINE void rsb_core_free(rsb_allocator *a, void *p) {
     unsigned cls;
     const rsb_span *d = rsb_free_begin(a, p, &cls);

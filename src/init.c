@@ -14,6 +14,7 @@
 #include "options.h"
 #include "os/os.h"
 #include "page/huge.h"
+#include "prof.h"
 #include "purge.h"
 #include "stats.h"
 #include "thread_cache.h"
@@ -67,10 +68,17 @@ void rsb_init(void) {
 /* fork(): take every lock so that no other thread holds one at the moment
  * of the fork; release them in the parent, reset them in the child (whose
  * only thread is the one that held them). */
-static void atfork_prepare(void) { rsb_lock_all(&rsb_global); }
-static void atfork_parent(void) { rsb_unlock_all(&rsb_global); }
+static void atfork_prepare(void) {
+    rsb_prof_lock(); /* a leaf lock: never held with another, so any order works */
+    rsb_lock_all(&rsb_global);
+}
+static void atfork_parent(void) {
+    rsb_unlock_all(&rsb_global);
+    rsb_prof_unlock();
+}
 static void atfork_child(void) {
     rsb_allocator *a = &rsb_global;
+    rsb_prof_reset();
     rsb_lock_reset(&a->pages.lock);
     for (uint32_t i = 0; i < a->ncaches; i++) rsb_lock_reset(&a->caches[i].lock);
     rsb_bg_forget(); /* started again on the child's first slow path */
@@ -95,6 +103,14 @@ static void verbose_report(void) {
     rsb_buf_str(&b, rsb_opt.junk ? "on" : "off");
     rsb_buf_str(&b, ", background purge ");
     rsb_buf_str(&b, rsb_opt.background_purge ? "on" : "off");
+    rsb_buf_str(&b, ", heap profile ");
+    if (rsb_prof_active) {
+        rsb_buf_str(&b, "every ");
+        rsb_buf_dec(&b, rsb_opt.prof_sample);
+        rsb_buf_str(&b, " B");
+    } else {
+        rsb_buf_str(&b, "off");
+    }
     rsb_buf_str(&b, "\n");
     rsb_buf_flush(&b, 2);
 }
@@ -113,6 +129,7 @@ __attribute__((constructor)) static void rsb_constructor(void) {
     }
     rsb_os_atfork(atfork_prepare, atfork_parent, atfork_child);
     if (rsb_opt.background_purge) rsb_bg_ensure(&rsb_global);
+    rsb_prof_start(); /* after the atfork handlers: it may call the unwinder */
     if (rsb_opt.verbose) verbose_report();
 }
 
@@ -153,5 +170,6 @@ static void stats_at_exit(void) {
 
 __attribute__((destructor)) static void rsb_destructor(void) {
     rsb_bg_stop();
+    rsb_prof_exit();
     if (rsb_opt.stats) stats_at_exit();
 }

@@ -16,7 +16,18 @@ rsb_options rsb_opt = {
     .junk = false,
     .caches = 0,
     .purge_delay_ms = RSB_DEFAULT_PURGE_DELAY_MS,
+    .prof_sample = (uint64_t)512 << 10,
+    .prof_prefix = "rsbmalloc",
 };
+
+/* A path option of 1..255 bytes into dst; false (dst unchanged) if not. */
+static bool copy_path(char *dst, size_t cap, const char *v) {
+    size_t n = 0;
+    while (v[n] && n + 1 < cap) n++;
+    if (v[n] || n == 0) return false;
+    for (size_t i = 0; i <= n; i++) dst[i] = v[i];
+    return true;
+}
 
 static bool prefix_eq(const char *s, const char *name, const char **value) {
     while (*name && *s == *name) s++, name++;
@@ -83,14 +94,20 @@ bool rsb_options_load(void) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.stats = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
         } else if (prefix_eq(e, "RSBMALLOC_STATS_FILE", &v)) {
-            size_t n = 0;
-            while (v[n] && n + 1 < sizeof rsb_opt.stats_file) n++;
-            if (v[n] || n == 0) {
-                warn(e, "expected a path of 1 to 255 bytes; ignored");
-            } else {
-                for (size_t i = 0; i <= n; i++) rsb_opt.stats_file[i] = v[i];
-                rsb_opt.stats = true;
-            }
+            if (copy_path(rsb_opt.stats_file, sizeof rsb_opt.stats_file, v)) rsb_opt.stats = true;
+            else warn(e, "expected a path of 1 to 255 bytes; ignored");
+        } else if (prefix_eq(e, "RSBMALLOC_PROF", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.prof = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_PROF_SIGNAL", &v)) {
+            if (rsb_parse_bool(v, &bv)) rsb_opt.prof_signal = bv;
+            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+        } else if (prefix_eq(e, "RSBMALLOC_PROF_SAMPLE", &v)) {
+            if (rsb_parse_int(v, 1, (long)1 << 40, &lv)) rsb_opt.prof_sample = (uint64_t)lv;
+            else warn(e, "expected bytes from 1 to 2^40; using the default (524288)");
+        } else if (prefix_eq(e, "RSBMALLOC_PROF_PREFIX", &v)) {
+            if (!copy_path(rsb_opt.prof_prefix, sizeof rsb_opt.prof_prefix - 32, v))
+                warn(e, "expected a path prefix of 1 to 223 bytes; using the default (rsbmalloc)");
         } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {
             if (rsb_parse_bool(v, &bv)) rsb_opt.verbose = bv;
             else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");

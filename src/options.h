@@ -13,6 +13,10 @@ typedef struct rsb_options {
     uint32_t caches;        /* RSBMALLOC_CACHES: 0 = automatic */
     int32_t purge_delay_ms; /* RSBMALLOC_PURGE_DELAY_MS: -1 never */
     char stats_file[256];   /* RSBMALLOC_STATS_FILE: report there ("%p": the pid); implies stats */
+    bool prof;              /* RSBMALLOC_PROF: heap profiling (src/prof.h) */
+    bool prof_signal;       /* RSBMALLOC_PROF_SIGNAL: dump on SIGUSR2 */
+    uint64_t prof_sample;   /* RSBMALLOC_PROF_SAMPLE: mean bytes between samples */
+    char prof_prefix[256];  /* RSBMALLOC_PROF_PREFIX: dumps are <prefix>.<pid>.<seq>.heap */
 } rsb_options;
 
 extern rsb_options rsb_opt;

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <link.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -354,4 +356,97 @@ void rsb_os_init(void) {
     if (!p) p = (unsigned long)sysconf(_SC_PAGESIZE);
     rsb_os_page = p ? (size_t)p : 4096;
     clock_init();
+}
+
+/* --- heap profiling -------------------------------------------------------------- */
+
+/* The unwinder.  glibc's backtrace() is out: on its first call it dlopens
+ * libgcc_s, which calls malloc (and takes the loader lock), from inside
+ * malloc.  libunwind's unw_backtrace (what gperftools and jemalloc use)
+ * walks the stack from the DWARF call-frame information with its own
+ * caches in memory it maps itself, never calling malloc; the profiler still
+ * marks the thread as "in the profiler" around it (src/prof.c), so that a
+ * nested allocation, should an unusual path allocate, is served unsampled,
+ * and warms it up once at start-up. */
+int rsb_os_unwind(void **pcs, int max) __attribute__((weak)); /* unwind.c */
+
+int rsb_os_backtrace(void **pcs, int max) {
+    if (!rsb_os_unwind) return 0;
+    int saved = errno;
+    int n = rsb_os_unwind(pcs, max);
+    errno = saved;
+    return n < 0 ? 0 : n;
+}
+
+bool rsb_os_can_unwind(void) { return rsb_os_unwind != NULL; }
+
+struct own_code {
+    uintptr_t at, lo, hi;
+    bool found, main_program;
+};
+
+static int own_code_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    struct own_code *o = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (o->at < lo || o->at >= hi) return 0;
+    o->found = true;
+    o->main_program = info->dlpi_name == NULL || info->dlpi_name[0] == 0;
+    o->lo = lo;
+    o->hi = hi;
+    return 1;
+}
+
+/* dl_iterate_phdr does not allocate (it takes the loader lock, which is
+ * recursive, so this works even from inside the loader). */
+bool rsb_os_own_code(uintptr_t *lo, uintptr_t *hi) {
+    int saved = errno;
+    struct own_code o = {.at = (uintptr_t)(void *)&rsb_os_own_code};
+    dl_iterate_phdr(own_code_cb, &o);
+    errno = saved;
+    if (!o.found || o.main_program) return false;
+    *lo = o.lo;
+    *hi = o.hi;
+    return true;
+}
+
+int rsb_os_open_read(const char *path) {
+    int saved = errno;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    errno = saved;
+    return fd;
+}
+
+long rsb_os_read(int fd, void *buf, size_t n) {
+    int saved = errno;
+    long r;
+    do r = syscall(SYS_read, fd, buf, n);
+    while (r < 0 && errno == EINTR);
+    errno = saved;
+    return r;
+}
+
+static void (*signal_fn)(void);
+static void signal_trampoline(int sig) {
+    (void)sig;
+    int saved = errno;
+    signal_fn();
+    errno = saved;
+}
+
+bool rsb_os_on_sigusr2(void (*fn)(void)) {
+    signal_fn = fn;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = signal_trampoline;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGUSR2, &sa, NULL) == 0;
 }

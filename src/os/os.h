@@ -81,6 +81,25 @@ void rsb_os_sleep_ms(uint32_t ms);
  * allocate: call only once the allocator is ready. */
 void rsb_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
+/* --- heap profiling (src/prof.c; hosted) ------------------------------------------ */
+
+/* Return addresses of the calling thread's stack, innermost first, at most
+ * max; 0 without an unwinder.  Never calls malloc: libunwind's
+ * unw_backtrace (see linux.c). */
+int rsb_os_backtrace(void **pcs, int max);
+/* False when there is no unwinder: built without libunwind, or
+ * librsbmalloc.a linked without it (src/os/unwind.c). */
+bool rsb_os_can_unwind(void);
+/* The address range of the shared object this code is in; false when it
+ * is part of the main program (static link) or cannot be found. */
+bool rsb_os_own_code(uintptr_t *lo, uintptr_t *hi);
+/* A file to read (/proc/self/maps): -1 if it cannot be opened.  rsb_os_read
+ * returns the bytes read, 0 at the end, -1 on error; rsb_os_close when done. */
+int rsb_os_open_read(const char *path);
+long rsb_os_read(int fd, void *buf, size_t n);
+/* Run fn() when SIGUSR2 arrives (SA_RESTART); false if it cannot be set. */
+bool rsb_os_on_sigusr2(void (*fn)(void));
+
 /* An identifier of the calling thread that is cheap to read and unique
  * among live threads: the thread pointer (a register or one load). */
 static inline uintptr_t rsb_os_thread_id(void) {

@@ -163,3 +163,11 @@ void rsb_memcpy(void *d, const void *s, size_t n) {
     while (n--) *dp++ = *sp++;
 #endif
 }
+
+/* No stacks, files or signals without an OS: heap profiling is hosted only. */
+int rsb_os_backtrace(void **pcs, int max) { return (void)pcs, (void)max, 0; }
+bool rsb_os_can_unwind(void) { return false; }
+bool rsb_os_own_code(uintptr_t *lo, uintptr_t *hi) { return (void)lo, (void)hi, false; }
+int rsb_os_open_read(const char *path) { return (void)path, -1; }
+long rsb_os_read(int fd, void *buf, size_t n) { return (void)fd, (void)buf, (void)n, -1; }
+bool rsb_os_on_sigusr2(void (*fn)(void)) { return (void)fn, false; }

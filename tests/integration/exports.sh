@@ -22,7 +22,7 @@ __libc_valloc __libc_pvalloc __posix_memalign"
 RSB_NAMES="rsb_malloc rsb_calloc rsb_realloc rsb_reallocarray rsb_free
 rsb_free_sized rsb_free_aligned_sized rsb_posix_memalign rsb_aligned_alloc
 rsb_memalign rsb_valloc rsb_pvalloc rsb_malloc_usable_size rsb_malloc_trim
-rsb_stats rsb_stats_print"
+rsb_stats rsb_stats_print rsb_prof_dump"
 
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT

@@ -77,4 +77,20 @@ out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_BACKGROUND_PURGE=1 run true)
 expect "BACKGROUND_PURGE=1 shows in the start-up report" "background purge on" "$out"
 out=$(RSBMALLOC_BACKGROUND_PURGE=sure run true)
 expect "BACKGROUND_PURGE=sure warns" "warning: RSBMALLOC_BACKGROUND_PURGE=sure" "$out"
+pt=$(mktemp -d) && trap 'rm -rf "$pt"' EXIT
+out=$(RSBMALLOC_VERBOSE=1 RSBMALLOC_PROF=1 RSBMALLOC_PROF_SAMPLE=4096 RSBMALLOC_PROF_PREFIX="$pt/p" run true)
+expect "PROF=1 shows in the start-up report" "heap profile every 4096 B" "$out"
+if ls "$pt"/p.*.0.heap > /dev/null 2>&1; then echo "ok   PROF=1 writes PROF_PREFIX.<pid>.0.heap at exit"; else echo "FAIL PROF=1 wrote no $pt/p.<pid>.0.heap"; fail=1; fi
+out=$(RSBMALLOC_VERBOSE=1 run true)
+expect "profiling is off by default" "heap profile off" "$out"
+out=$(RSBMALLOC_PROF=perhaps run true)
+expect "PROF=perhaps warns" "warning: RSBMALLOC_PROF=perhaps" "$out"
+out=$(RSBMALLOC_PROF_SAMPLE=0 run true)
+expect "PROF_SAMPLE=0 warns" "warning: RSBMALLOC_PROF_SAMPLE=0" "$out"
+out=$(RSBMALLOC_PROF_SAMPLE=1k run true)
+expect "PROF_SAMPLE=1k warns" "warning: RSBMALLOC_PROF_SAMPLE=1k" "$out"
+out=$(RSBMALLOC_PROF_SIGNAL=often run true)
+expect "PROF_SIGNAL=often warns" "warning: RSBMALLOC_PROF_SIGNAL=often" "$out"
+out=$(RSBMALLOC_PROF_PREFIX= run true)
+expect "an empty PROF_PREFIX warns" "warning: RSBMALLOC_PROF_PREFIX=" "$out"
 exit $fail
