@@ -11,13 +11,15 @@ uint8_t rsb_tc_batch[RSB_TC_CLASSES];
 /* Up to 8 KiB per class for classes up to 1 KiB (64 blocks of 16..128 B,
  * at least 8), 4 blocks up to 4 KiB, 2 up to 8 KiB, 1 up to RSB_TC_ONE_MAX
  * (enough for a malloc/free pair to take no lock), none above (a free goes
- * straight back to the shared cache).  Those figures are for an octave of
- * RSB_CLASS_STEPS (4) classes; one of k classes (8 or 16, size_class.h)
- * gives each class 4/k of it (at least 8 blocks up to 1 KiB, 2 above), so
- * the finer classes do not multiply what a thread may hold.  A batch, the
- * unit of moves to and from the shared cache, is half of a cap.  If a
- * thread filled every class it would hold ~215 KiB up to 1 KiB and ~560 KiB
- * above (130 and 490 with 4 classes everywhere); usually far less. */
+ * straight back to the shared cache).  Octaves of 16 classes (256 B ..
+ * 2 KiB, size_class.h) give each class half of that (at least 8 blocks up
+ * to 1 KiB, 2 above), so that the finer classes do not double what a thread
+ * may hold; octaves of 8 keep it.  (Giving each class 4/k of a 4-class
+ * octave's share instead made the callgrind ring of 8..256 B blocks refill
+ * and flush 1.55 times as often, +1.7 instructions per malloc+free.)  A
+ * batch, the unit of moves to and from the shared cache, is half of a cap.
+ * If a thread filled every class it would hold ~260 KiB up to 1 KiB and
+ * ~610 KiB above (130 and 490 with 4 classes everywhere); usually far less. */
 #define RSB_TC_ONE_MAX 65536
 void rsb_tc_init(void) {
     for (unsigned c = 0; c < RSB_TC_CLASSES; c++) {
@@ -26,7 +28,8 @@ void rsb_tc_init(void) {
             unsigned octave = 1u << rsb_log2(size - 1);
             k = octave / (size - rsb_class_size[c - 1]);
         }
-        unsigned cap = 8192 * RSB_CLASS_STEPS / k / size;
+        unsigned share = k > 8 ? k / 8 : 1; /* 2 for an octave of 16 */
+        unsigned cap = 8192 / share / size;
         if (size > RSB_TC_ONE_MAX)
             cap = 0;
         else if (size > 8192)
@@ -34,7 +37,7 @@ void rsb_tc_init(void) {
         else if (size > 4096)
             cap = 2;
         else if (size > 1024)
-            cap = 4 * RSB_CLASS_STEPS / k < 2 ? 2 : 4 * RSB_CLASS_STEPS / k;
+            cap = 4 / share < 2 ? 2 : 4 / share;
         else if (cap < 8)
             cap = 8;
         else if (cap > 64)
