@@ -86,13 +86,19 @@ RSB_INLINE void rsb_span_mark_page(rsb_span *s, uint32_t i) {
     s[i].start = s->start;
 }
 
-/* SLAB fields; every page of the slab gets the replica. */
+/* SLAB fields; every page of the slab gets the replica of cls and owner.
+ * (head, kind and start were replicated by rsb_pages_alloc under the page
+ * lock, and must not be written again here, outside it: the tail page's
+ * head is the boundary tag a neighbour's merge reads under that lock.) */
 RSB_INLINE void rsb_slab_set_class(rsb_span *s, unsigned cls, uint32_t owner, uint32_t block, uint32_t capacity) {
     (void)capacity;
     s->cls = (uint8_t)cls;
     s->owner = (uint16_t)owner;
     s->u.s.block = block;
-    for (uint32_t i = 1; i < s->npages; i++) rsb_span_mark_page(s, i);
+    for (uint32_t i = 1; i < s->npages; i++) {
+        s[i].cls = s->cls;
+        s[i].owner = s->owner;
+    }
 }
 
 /* Free's fast-path view of the page that holds p in chunk c: the page's
