@@ -41,13 +41,17 @@
  *   - a slab with neither (full) is on no list and has RSB_SF_IN_BIN clear;
  *   - no slab on partial has used == 0: an emptied slab other than cur goes
  *     back to the page allocator (after the cache lock is dropped);
- *   - a slab's RETURNED/AGING flags drive the scrub passes (scrub_pass). */
+ *   - a slab's RETURNED/AGING flags drive the scrub passes (scrub_pass);
+ *   - slots nobody took or filled for a whole scrub interval (xfer_idle
+ *     still set at the next tick) are sorted home (xfer_age), so that a bin
+ *     that stopped refilling does not keep their slabs. */
 typedef struct rsb_bin {
     rsb_span *cur;
     rsb_span *partial;
     void *xfer[RSB_XFER];
     uint8_t xn[RSB_XFER];
     uint8_t nxfer;
+    uint8_t xfer_idle; /* 1: no slot taken or filled since the last scrub tick */
 } rsb_bin;
 
 /* One shared cache.  Everything but `remote` is protected by `lock`. */
