@@ -79,6 +79,13 @@ static void warn(const char *entry, const char *why) {
     rsb_buf_flush(&b, 2);
 }
 
+/* A boolean setting: 0/1, yes/no, true/false, on/off; default 0. */
+static void set_bool(const char *e, const char *v, bool *out) {
+    bool bv;
+    if (rsb_parse_bool(v, &bv)) *out = bv;
+    else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+}
+
 bool rsb_options_load(void) {
     char **env = environ;
     if (!env) return false;
@@ -88,20 +95,16 @@ bool rsb_options_load(void) {
         const char *q = e;
         while (*p && *q == *p) p++, q++;
         if (*p) continue;
-        bool bv;
         long lv;
         if (prefix_eq(e, "RSBMALLOC_STATS", &v) || prefix_eq(e, "RSBMALLOC_SHOW_STATS", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.stats = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.stats);
         } else if (prefix_eq(e, "RSBMALLOC_STATS_FILE", &v)) {
             if (copy_path(rsb_opt.stats_file, sizeof rsb_opt.stats_file, v)) rsb_opt.stats = true;
             else warn(e, "expected a path of 1 to 255 bytes; ignored");
         } else if (prefix_eq(e, "RSBMALLOC_PROF", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.prof = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.prof);
         } else if (prefix_eq(e, "RSBMALLOC_PROF_SIGNAL", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.prof_signal = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.prof_signal);
         } else if (prefix_eq(e, "RSBMALLOC_PROF_SAMPLE", &v)) {
             if (rsb_parse_int(v, 1, (long)1 << 40, &lv)) rsb_opt.prof_sample = (uint64_t)lv;
             else warn(e, "expected bytes from 1 to 2^40; using the default (524288)");
@@ -109,14 +112,11 @@ bool rsb_options_load(void) {
             if (!copy_path(rsb_opt.prof_prefix, sizeof rsb_opt.prof_prefix - 32, v))
                 warn(e, "expected a path prefix of 1 to 223 bytes; using the default (rsbmalloc)");
         } else if (prefix_eq(e, "RSBMALLOC_VERBOSE", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.verbose = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.verbose);
         } else if (prefix_eq(e, "RSBMALLOC_BACKGROUND_PURGE", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.background_purge = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.background_purge);
         } else if (prefix_eq(e, "RSBMALLOC_JUNK", &v)) {
-            if (rsb_parse_bool(v, &bv)) rsb_opt.junk = bv;
-            else warn(e, "expected 0/1, yes/no, true/false or on/off; using the default (0)");
+            set_bool(e, v, &rsb_opt.junk);
         } else if (prefix_eq(e, "RSBMALLOC_CACHES", &v)) {
             if (rsb_parse_int(v, 1, RSB_MAX_CACHES, &lv)) rsb_opt.caches = (uint32_t)lv;
             else warn(e, "expected a number of caches from 1 to 256; using the default");
